@@ -1,0 +1,7 @@
+"""``python -m opc_core ...``: the headless command line."""
+
+import sys
+
+from opc_core.cli import main
+
+sys.exit(main())

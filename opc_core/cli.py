@@ -1,0 +1,155 @@
+"""The command line: every workflow of the dashboard, headless.
+
+Each sub-command parses its arguments, calls the library and writes a human summary, or one JSON document with
+``--json``. Heavy modules are imported inside the handlers so ``--help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Callable
+from typing import Any
+
+COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], Any], str]] = {}
+
+
+def command(name: str, help: str, arguments: Callable[[argparse.ArgumentParser], None]):
+    """Register the decorated handler as sub-command ``name``; ``arguments`` adds its options to a parser."""
+
+    def deco(handler: Callable[[argparse.Namespace], Any]):
+        COMMANDS[name] = (arguments, handler, help)
+        return handler
+
+    return deco
+
+
+def emit(args: argparse.Namespace, payload: Any, human: Callable[[Any], str]) -> None:
+    """Write ``payload`` as JSON (``--json``) or as the human text ``human(payload)``."""
+    text = json.dumps(payload, indent=2, default=str) if getattr(args, "json", False) else human(payload)
+    sys.stdout.write(text.rstrip("\n") + "\n")
+
+
+def _table(rows: list[dict], cols: list[str]) -> str:
+    if not rows:
+        return "(none)"
+    cells = [[("" if r.get(c) is None else f"{r[c]:.2f}" if isinstance(r.get(c), float) else str(r[c])) for c in cols]
+             for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(cols)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(cols, widths))]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths)) for row in cells]
+    return "\n".join(lines)
+
+
+# --- datasets -------------------------------------------------------------------------------------------------------
+def _datasets_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--root", help="data root (default: $OPC_LAB_DATA or <home>/data)")
+    p.add_argument("--download", metavar="NAME", help="download NAME through torchvision (needs network)")
+
+
+@command("datasets", "List the datasets and whether each is available here", _datasets_args)
+def _datasets(args: argparse.Namespace) -> None:
+    from opc_core.data import list_datasets, load_dataset
+
+    if args.download:
+        load_dataset(args.download, root=args.root, download=True)
+    rows = list_datasets(args.root)
+    emit(args, rows, lambda r: _table(r, ["name", "available", "source", "description"]))
+
+
+# --- zoo ------------------------------------------------------------------------------------------------------------
+def _zoo_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dataset")
+    p.add_argument("--model")
+
+
+@command("zoo", "List the pretrained checkpoints (shipped and local)", _zoo_args)
+def _zoo(args: argparse.Namespace) -> None:
+    from opc_core.zoo import list_checkpoints
+
+    rows = [e.to_dict() for e in list_checkpoints(args.dataset, args.model)]
+    for r in rows:
+        r.pop("recipe")
+    emit(args, rows, lambda r: _table(r, ["name", "dataset", "model", "test_accuracy", "shipped"]))
+
+
+# --- train ----------------------------------------------------------------------------------------------------------
+def _train_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--model", required=True)
+    p.add_argument("--epochs", type=float)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", help="checkpoint path stem or folder (default: the local zoo)")
+    p.add_argument("--root", help="data root")
+
+
+@command("train", "Train a base model and save it as a checkpoint", _train_args)
+def _train(args: argparse.Namespace) -> dict:
+    from dataclasses import replace
+
+    from opc_core.zoo import TrainConfig, train_base_model
+
+    over = {k: v for k, v in (("epochs", args.epochs), ("lr", args.lr), ("batch_size", args.batch_size)) if v}
+    cfg = replace(TrainConfig(), seed=args.seed, **over)
+    last = {"t": 0.0}
+
+    def on_step(info):
+        if not args.json and info.elapsed_s - last["t"] > 5 or info.step == info.total:
+            last["t"] = info.elapsed_s
+            logging.getLogger("opc_core.train").info("step %d/%d ce %.4f (%.0fs)", info.step, info.total,
+                                                     info.losses["ce"], info.elapsed_s)
+
+    _, meta = train_base_model(args.dataset, args.model, cfg, on_step=on_step, out=args.out, data_root=args.root)
+    emit(args, meta, lambda m: f"test accuracy {m['test_accuracy']:.2f}% -> {m['path']}")
+    return meta
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every registered sub-command."""
+    parser = argparse.ArgumentParser(prog="python -m opc_core", description=__doc__.split("\n")[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, (add_args, _, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        add_args(p)
+        p.add_argument("--json", action="store_true", help="print one JSON document")
+        p.add_argument("--device", help="cpu, cuda, mps (default: auto)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the process exit code (2 for bad input, 1 for failures)."""
+    _load_command_modules()
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, stream=sys.stderr,
+                        format="%(levelname)s %(name)s: %(message)s")
+    if getattr(args, "device", None):
+        import os
+
+        os.environ["OPC_LAB_DEVICE"] = args.device
+    try:
+        COMMANDS[args.command][1](args)
+    except (KeyError, ValueError, FileNotFoundError) as exc:
+        msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
+        sys.stderr.write(f"error: {msg}\n")
+        return 2
+    except InterruptedError as exc:
+        sys.stderr.write(f"stopped: {exc}\n")
+        return 1
+    return 0
+
+
+def _load_command_modules() -> None:
+    """Import the modules that add further sub-commands (unlearning, attacks, benchmark), when present."""
+    import importlib
+
+    for mod in ("opc_core.cli_unlearn", "opc_core.cli_attack"):
+        try:
+            importlib.import_module(mod)
+        except ModuleNotFoundError as exc:
+            if exc.name != mod:
+                raise

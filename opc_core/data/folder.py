@@ -1,0 +1,147 @@
+"""A user's folder of images, one sub-folder per class (optionally under ``train/`` and ``test/``)."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+
+from opc_core.data.base import IMAGEFOLDER_ENV, DatasetMissingError, ImageData, make_image_data, stratified_split
+
+log = logging.getLogger(__name__)
+
+IMAGE_SIZE = 32
+"""Every image is resized to ``IMAGE_SIZE x IMAGE_SIZE``."""
+
+TEST_FRACTION = 0.2
+"""Per-class test share when the folder has no ``train/``/``test/`` split."""
+
+SPLIT_SEED = 0
+IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"})
+EXPECTED = "<class name>/<image files>"
+_GRAY_MODES = frozenset({"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"})
+
+
+def imagefolder_dir(root: Path) -> Path:
+    """The image folder: ``$OPC_LAB_IMAGEFOLDER`` if set, else ``<root>/imagefolder``."""
+    env = os.environ.get(IMAGEFOLDER_ENV)
+    return Path(env).expanduser() if env else root / "imagefolder"
+
+
+def imagefolder_expected(root: Path) -> list[Path]:
+    """The folder the ``imagefolder`` loader needs (its contents are one sub-folder of images per class)."""
+    return [imagefolder_dir(root)]
+
+
+def _images(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+
+
+def _class_dirs(folder: Path) -> list[Path]:
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def _has_split(folder: Path) -> bool:
+    return (folder / "train").is_dir() and (folder / "test").is_dir()
+
+
+def locate_imagefolder(root: Path) -> tuple[Path, list[str]]:
+    """``(folder, missing)``: missing is empty once some class sub-folder holds an image."""
+    folder = imagefolder_dir(root)
+    base = folder / "train" if _has_split(folder) else folder
+    for d in _class_dirs(base):
+        if any(p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS for p in d.iterdir()):
+            return folder, []
+    return folder, [EXPECTED]
+
+
+def _collect(base: Path, classes: list[str] | None) -> tuple[list[str], list[Path], list[int]]:
+    """Class names, image paths and labels under ``base`` (``classes`` fixes the names and their order)."""
+    found = {d.name: _images(d) for d in _class_dirs(base)}
+    found = {k: v for k, v in found.items() if v}
+    if classes is None:
+        classes = sorted(found)
+    else:
+        extra = sorted(set(found) - set(classes))
+        if extra:
+            raise ValueError(f"{base}: classes {extra} have no training images (train classes: {classes})")
+    paths, labels = [], []
+    for label, name in enumerate(classes):
+        for p in found.get(name, []):
+            paths.append(p)
+            labels.append(label)
+    return classes, paths, labels
+
+
+def _read_images(paths: list[Path], labels: list[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
+    """Read and resize images; unreadable files are skipped with a warning.
+
+    Returns:
+        Images uint8 ``(N, C, IMAGE_SIZE, IMAGE_SIZE)``, labels int64 ``(N,)``, the positions ``(N,)`` of the kept
+        files in ``paths``, and the PIL mode used (``"L"`` if every image is grayscale, else ``"RGB"``).
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    modes: list[str | None] = []
+    for p in paths:
+        try:
+            with Image.open(p) as img:
+                modes.append(img.mode)
+        except (UnidentifiedImageError, OSError) as exc:
+            log.warning("skipping unreadable image %s (%s)", p, exc)
+            modes.append(None)
+    readable = [m for m in modes if m is not None]
+    mode = "L" if readable and all(m in _GRAY_MODES for m in readable) else "RGB"
+    arrays, kept = [], []
+    for i, (p, m) in enumerate(zip(paths, modes, strict=True)):
+        if m is None:
+            continue
+        try:
+            with Image.open(p) as img:
+                a = np.asarray(img.convert(mode).resize((IMAGE_SIZE, IMAGE_SIZE), Image.Resampling.BILINEAR))
+        except (UnidentifiedImageError, OSError) as exc:
+            log.warning("skipping unreadable image %s (%s)", p, exc)
+            continue
+        arrays.append(a.astype(np.uint8)[None] if a.ndim == 2 else a.astype(np.uint8).transpose(2, 0, 1))  # (C, H, W)
+        kept.append(i)
+    channels = 1 if mode == "L" else 3
+    x = np.stack(arrays) if arrays else np.zeros((0, channels, IMAGE_SIZE, IMAGE_SIZE), dtype=np.uint8)
+    kept_idx = np.asarray(kept, dtype=np.int64)
+    y = np.asarray(labels, dtype=np.int64)[kept_idx] if len(kept_idx) else np.zeros(0, dtype=np.int64)
+    return x, y, kept_idx, mode
+
+
+def load_imagefolder(root: Path, download: bool = False) -> ImageData:
+    """Load a folder of class sub-folders, resized to ``IMAGE_SIZE`` (``download`` is ignored: nothing to fetch).
+
+    With ``train/`` and ``test/`` sub-folders those are used; otherwise each class is split 80/20 with seed 0.
+    """
+    folder, missing = locate_imagefolder(root)
+    if missing:
+        how = (
+            f"Put one sub-folder of images per class in {folder} (optionally under train/ and test/), or point "
+            f"${IMAGEFOLDER_ENV} at such a folder. There is nothing to download."
+        )
+        raise DatasetMissingError("imagefolder", [folder], [EXPECTED], missing, how)
+    if _has_split(folder):
+        classes, train_paths, train_labels = _collect(folder / "train", None)
+        _, test_paths, test_labels = _collect(folder / "test", classes)
+        # one read of both parts, so that train and test share one mode (L or RGB)
+        x, y, kept, mode = _read_images(train_paths + test_paths, train_labels + test_labels)
+        is_train = kept < len(train_paths)  # (N,)
+        train_x, train_y, test_x, test_y = x[is_train], y[is_train], x[~is_train], y[~is_train]
+    else:
+        classes, paths, labels = _collect(folder, None)
+        x, y, _, mode = _read_images(paths, labels)
+        train_idx, test_idx = stratified_split(y, TEST_FRACTION, SPLIT_SEED)
+        train_x, train_y, test_x, test_y = x[train_idx], y[train_idx], x[test_idx], y[test_idx]
+    if len(train_y) == 0:
+        raise ValueError(f"{folder}: no readable training images")
+    log.info(
+        "imagefolder %s: %d classes, %d train, %d test, mode %s", folder, len(classes), len(train_y), len(test_y), mode
+    )
+    return make_image_data("imagefolder", train_x, train_y, test_x, test_y, classes, True)
