@@ -221,7 +221,8 @@ def fit_classifier(model: UnlearnableModel, data: ImageData, idx: torch.Tensor, 
 
 
 def train_base_model(dataset: str, arch: str, cfg: TrainConfig | None = None, *, device=None,
-                     on_step: Callable[[StepInfo], None] | None = None, stop: StopFlag | None = None, out: str | Path | None = None,
+                     on_step: Callable[[StepInfo], None] | None = None, stop: StopFlag | None = None,
+                     out: str | Path | None = None,
                      data_root: str | Path | None = None) -> tuple[UnlearnableModel, dict[str, Any]]:
     """Train ``arch`` on ``dataset`` from scratch and save it as a checkpoint (local zoo unless ``out``).
 
