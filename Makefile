@@ -7,6 +7,6 @@ dashboard:
 test:
 	bash dev.sh test
 lint: setup
-	.venv/bin/ruff check . && .venv/bin/ruff format --check .
+	.venv/bin/ruff check .
 bench: setup
 	.venv/bin/python scripts/bench_training.py

@@ -67,11 +67,8 @@ class UnlearnableModel(nn.Module):
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Penultimate features f(x), shape (N, D)."""
-        out = None
-        for _, out in self._blocks(x):
-            pass
-        assert out is not None
-        return out
+        *_, (_, feats) = self._blocks(x)  # the last block is "features"
+        return feats
 
     def head(self, f: torch.Tensor) -> torch.Tensor:
         """Logits g(f), shape (N, K)."""

@@ -1,0 +1,169 @@
+"""Analyses of stored unlearning runs: recovery attacks, gradient inversion, the feature map and the depth view.
+
+Each function reads a run from the run store (its split, its unlearned checkpoint and the original checkpoint it
+started from), computes, and writes its results back to the store, so the dashboard pages only read.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from opc_core.data import ImageData, Split, load_dataset
+from opc_core.device import default_device
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class LoadedRun:
+    run: Any  # opc_core.runs.Run
+    data: ImageData
+    split: Split
+    original: nn.Module
+    unlearned: nn.Module
+
+
+def load_run(run_id: str, store=None, device=None) -> LoadedRun:
+    """The data, split, original and unlearned models of a finished unlearn run."""
+    from opc_core.runs import RunStore
+    from opc_core.zoo import load_checkpoint
+
+    store = store or RunStore()
+    run = store.get(run_id)
+    if run.kind != "unlearn":
+        raise ValueError(f"run {run_id} is a {run.kind} run; analyses need an unlearn run")
+    ckpt = run.artifact_path("checkpoint")
+    if ckpt is None or not ckpt.exists() or not run.split:
+        raise ValueError(f"run {run_id} has no stored model (status {run.status}); it cannot be analysed")
+    dev = default_device(device)
+    dataset = run.metrics.get("dataset") or run.config.get("params", run.config).get("dataset")
+    data = load_dataset(dataset, device=dev)
+    unlearned, meta = load_checkpoint(ckpt, device=dev)
+    original, _ = load_checkpoint(meta["parent"], device=dev)
+    return LoadedRun(run, data, Split.from_dict(run.split), original, unlearned)
+
+
+def _configs(names: Sequence[str], settings: Mapping[str, Any]) -> dict[str, Any]:
+    """Per-attack configs with every setting that the attack's Config has a field for."""
+    from opc_core.attacks import get_attack
+
+    cfgs = {}
+    for name in names:
+        cls = get_attack(name).config
+        fields = {f.name for f in dataclasses.fields(cls)}
+        cfgs[name] = cls(**{k: v for k, v in settings.items() if k in fields})
+    return cfgs
+
+
+def recovery_for_run(run_id: str, store=None, settings: Mapping[str, Any] | None = None,
+                     names: Sequence[str] | None = None) -> dict[str, dict[str, Any]]:
+    """Run the recovery attacks on a stored run; the results also go into its metrics["recovery"]."""
+    from opc_core.attacks import list_attacks, run_recovery
+    from opc_core.runs import RunStore
+
+    store = store or RunStore()
+    lr = load_run(run_id, store)
+    names = list(names or list_attacks())
+    out = run_recovery(lr.unlearned, lr.original, lr.data, lr.split, names, _configs(names, settings or {}))
+    store.update_metrics(run_id, {"recovery": out, "recovery_settings": dict(settings or {})})
+    return out
+
+
+def forget_sample(split: Split, n: int, seed: int = 0) -> torch.Tensor:
+    """A seeded sample of ``n`` forget-set indices, spread over the forget classes (same for every model)."""
+    gen = torch.Generator().manual_seed(seed)
+    return split.forget_idx[torch.randperm(len(split.forget_idx), generator=gen)[:n]].sort().values
+
+
+def inversion_for_runs(run_ids: Sequence[str], store=None, out_run: str | None = None, n_images: int = 8,
+                       settings: Mapping[str, Any] | None = None, on_step: Callable | None = None,
+                       stop=None) -> dict[str, Any]:
+    """Gradient inversion of the same forget images against the original model and each run's unlearned model.
+
+    The reconstructions, their snapshots and PSNR/SSIM are written to ``out_run``'s artifact "inversion" (npz).
+
+    Returns:
+        ``{"inversion": {model_key: {"psnr": mean, "ssim": mean}}, "images": [train indices]}``.
+    """
+    from opc_core.attacks.inversion import InversionConfig, invert
+    from opc_core.runs import RunStore
+
+    store = store or RunStore()
+    loaded = [load_run(r, store) for r in run_ids]
+    first = loaded[0]
+    fields = {f.name for f in dataclasses.fields(InversionConfig)}
+    cfg = InversionConfig(**{k: v for k, v in (settings or {}).items() if k in fields})
+    idx = forget_sample(first.split, n_images, seed=int((settings or {}).get("seed", 0)))
+    images, labels = first.data.train_x[idx.to(first.data.device)], first.data.train_y[idx.to(first.data.device)]
+    targets = {"original": first.original, **{lr.run.id: lr.unlearned for lr in loaded}}
+    arrays: dict[str, np.ndarray] = {"idx": idx.numpy(), "labels": labels.cpu().numpy(),
+                                     "true": (images.float() / 255.0).cpu().numpy()}
+    summary: dict[str, dict[str, float]] = {}
+    for n, (key, model) in enumerate(targets.items()):
+        def step_cb(info, n=n):
+            if on_step is not None:
+                on_step(dataclasses.replace(info, step=n * info.total + info.step, total=len(targets) * info.total))
+
+        res = invert(model, first.data, images, labels, cfg, stop=stop, on_step=step_cb)
+        if stop is not None and stop.is_set():
+            raise InterruptedError("inversion cancelled")
+        arrays[f"rec__{key}"] = res.reconstructions.cpu().numpy()
+        arrays[f"psnr__{key}"] = res.psnr.cpu().numpy()
+        arrays[f"ssim__{key}"] = res.ssim.cpu().numpy()
+        if res.snapshots:
+            arrays[f"snap__{key}"] = np.stack([s.cpu().numpy() for _, s in res.snapshots])
+            arrays["snap_steps"] = np.array([it for it, _ in res.snapshots])
+        summary[key] = {"psnr": float(res.psnr.mean()), "ssim": float(res.ssim.mean()), "seconds": res.seconds}
+    if out_run is not None:
+        path = store.artifact_dir(out_run) / "inversion.npz"
+        np.savez_compressed(path, **arrays)
+        store.add_artifact(out_run, "inversion", path)
+    for lr in loaded:
+        store.update_metrics(lr.run.id, {"inversion": {"original": summary["original"], "unlearned":
+                                                       summary[lr.run.id], "attack_run": out_run}})
+    return {"inversion": summary, "images": idx.tolist(), "config": dataclasses.asdict(cfg)}
+
+
+def embedding_for_run(run_id: str, method: str = "umap", store=None) -> dict[str, Any]:
+    """The original and unlearned features of the run's fixed sample in one shared 2-D map, plus every snapshot.
+
+    Returns:
+        ``{"original": (n, 2), "unlearned": (n, 2), "frames": [(step, (n, 2)), ...], "is_forget": (n,),
+        "labels": (n,), "idx": (n,)}``; the frames are the feature snapshots taken during unlearning.
+    """
+    from opc_core.embedding import EmbedConfig, embed
+    from opc_core.inference import features_and_logits
+    from opc_core.runs import RunStore
+
+    store = store or RunStore()
+    lr = load_run(run_id, store)
+    snap_path = lr.run.artifact_path("snapshots")
+    if snap_path is None or not snap_path.exists():
+        raise ValueError(f"run {run_id} has no feature snapshots")
+    snaps = np.load(snap_path, allow_pickle=False)
+    idx = torch.from_numpy(snaps["idx"])
+    f_orig = features_and_logits(lr.original, lr.data, idx)[0].numpy()
+    f_unl = features_and_logits(lr.unlearned, lr.data, idx)[0].numpy()
+    feats = {"original": f_orig, "unlearned": f_unl}
+    for i, step in enumerate(snaps["steps"]):
+        feats[f"step{int(step)}"] = snaps["features"][i]
+    pts = embed(feats, "original", EmbedConfig(method=method))
+    frames = [(int(s), pts[f"step{int(s)}"]) for s in snaps["steps"]]
+    return {"original": pts["original"], "unlearned": pts["unlearned"], "frames": frames,
+            "is_forget": snaps["is_forget"], "labels": snaps["labels"], "idx": snaps["idx"]}
+
+
+def depth_for_run(run_id: str, store=None) -> list[dict]:
+    """Per-block forget/retain norm ratio and probe accuracy on D_f, original vs unlearned."""
+    from opc_core.embedding import depth_profile
+
+    lr = load_run(run_id, store)
+    return depth_profile({"original": lr.original, "unlearned": lr.unlearned}, lr.data, lr.split)

@@ -1,0 +1,74 @@
+"""HR, head re-fitting: a new linear head on the unlearned features, fitted on D_cal in closed form (SCIENCE.md §6).
+
+    W = argmin_W ‖[F_u, 1] W − T‖² + λ‖W‖²,    F_u = f_u(X_cal)
+
+with T the original model's logits on D_cal (default) or the one-hot true labels (option ``target="onehot"``);
+a forget image x is predicted as argmax([f_u(x), 1] W). It asks the same question as FM (arXiv 2507.07754) without
+passing through the original head. λ is relative to the centred features' scale, as for FM; the bias is not
+regularised.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from opc_core.attacks.base import (
+    CalibrationConfig,
+    FeatureBank,
+    RecoveryResult,
+    apply_affine,
+    register_attack,
+    ridge_fit,
+)
+from opc_core.data import ImageData, Split
+from opc_core.inference import labels_of
+from opc_core.training import hp
+
+
+@dataclass(frozen=True)
+class Config(CalibrationConfig):
+    """Head re-fitting settings."""
+
+    eps: float = hp(
+        1e-3, "Ridge strength, relative to the centred calibration features' mean sum of squares", 1e-9, 1e3
+    )
+    target: str = hp(
+        "logits",
+        "Regression target on D_cal: the original model's logits or one-hot true labels",
+        choices=("logits", "onehot"),
+    )
+
+
+@register_attack(
+    "hr",
+    Config,
+    "Head re-fitting: ridge regression of f_u(D_cal) onto the original logits (or labels)",
+    paper="Jung et al. 2025, OPC (arXiv 2507.07754), §6 of SCIENCE.md",
+)
+def attack(
+    unlearned: nn.Module,
+    original: nn.Module,
+    data: ImageData,
+    split: Split,
+    cfg: Config,
+    *,
+    bank: FeatureBank | None = None,
+) -> RecoveryResult:
+    """Fit a ridge head on D_cal and return its logits on the forget features."""
+    t0 = time.perf_counter()
+    bank = bank or FeatureBank(unlearned, original, data, split)
+    f_u, _, cal = bank.get("unlearned", "cal", cfg.cal_exclude_forget)  # (M, D)
+    if cfg.target == "logits":
+        target = bank.get("original", "cal", cfg.cal_exclude_forget)[1]  # (M, K)
+    else:
+        k = data.num_classes
+        target = torch.nn.functional.one_hot(labels_of(data, cal, "test"), k).float()  # (M, K)
+    f_forget, _, forget = bank.get("unlearned", "forget")  # (N_f, D)
+    w, diag = ridge_fit(f_u, target, cfg.eps)  # (D+1, K)
+    logits = apply_affine(f_forget, w)  # (N_f, K)
+    details = {**diag, "n_cal": len(cal), "target": cfg.target}
+    return RecoveryResult("hr", logits, forget, details, time.perf_counter() - t0)

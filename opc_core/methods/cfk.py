@@ -1,0 +1,50 @@
+"""CF-k, catastrophic forgetting of the last k layers (Goel et al., "Towards Adversarial Evaluation of Unlearning
+Algorithms", arXiv 2201.06640, 2022).
+
+Everything but the last k feature-extractor stages and the classifier is frozen (weights fixed, BatchNorm statistics
+held in eval mode); the top is fine-tuned from its current weights on the retain set:
+
+    θ_top = argmin E_{(x,y) ∈ D_r} CE(g(f_top(f_bottom(x))), y),   starting from θ_top of the original, f_bottom frozen
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from torch import nn
+
+from opc_core.data import ImageData, Split
+from opc_core.methods.base import UnlearnConfig, loop_unlearn, register_method
+from opc_core.methods.common import unfreeze
+from opc_core.methods.euk import top_ce_loss, top_params, trainable_top
+from opc_core.training import hp
+
+
+@dataclass(frozen=True)
+class Config(UnlearnConfig):
+    k: int = hp(1, "Number of last feature-extractor stages fine-tuned (the head always is); the rest is frozen", 0, 64)
+
+
+@register_method(
+    "cfk",
+    Config,
+    "CF-k: fine-tune only the last k stages and the head on the retain set",
+    paper="Goel et al., Towards Adversarial Evaluation of Unlearning, 2022",
+)
+def unlearn(
+    model: nn.Module, data: ImageData, split: Split, cfg: Config, *, on_step=None, stop=None, monitor=None
+) -> nn.Module:
+    work = loop_unlearn(
+        model,
+        data,
+        split,
+        cfg,
+        top_ce_loss,
+        streams=("retain",),
+        on_step=on_step,
+        stop=stop,
+        monitor=monitor,
+        prepare=trainable_top(cfg.k, reinit=False),
+        params=top_params,
+    )
+    return unfreeze(work)

@@ -1,0 +1,190 @@
+"""Gradient inversion (SCIENCE.md §7) and the image metrics: known answers on tiny models and 8x8 digits."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import threading
+
+import pytest
+import torch
+from torch import nn
+
+from opc_core.attacks.inversion import (
+    PRIORS,
+    InversionConfig,
+    TotalVariation,
+    cosine_mismatch,
+    invert,
+    make_prior,
+    observed_gradients,
+)
+from opc_core.metrics.image import PSNR_CAP_DB, lpips_available, psnr, ssim
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny tensors: one intra-op thread avoids OpenMP barrier stalls when the 2 shared cores are busy (10x here)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+class TinyMLP(nn.Module):
+    """64 -> 32 -> 16 sigmoid MLP with the features/head interface (DLG's smooth activations)."""
+
+    def __init__(self, num_classes: int = 10) -> None:
+        super().__init__()
+        self.body = nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.Sigmoid(), nn.Linear(32, 16), nn.Sigmoid())
+        self.classifier = nn.Linear(16, num_classes)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+    def head(self, f: torch.Tensor) -> torch.Tensor:
+        return self.classifier(f)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+
+@pytest.fixture(scope="module")
+def mlp():
+    torch.manual_seed(0)
+    return TinyMLP().eval()
+
+
+# --- metrics -------------------------------------------------------------------------------------------------------
+def test_psnr_known_values():
+    a = torch.rand(3, 1, 8, 8, generator=torch.Generator().manual_seed(0)) * 0.8
+    assert torch.allclose(psnr(a, a), torch.full((3,), PSNR_CAP_DB))  # identical: capped, finite
+    assert torch.allclose(psnr(a, a + 0.1), torch.full((3,), 20.0), atol=1e-4)  # MSE 0.01 -> 20 dB
+    assert torch.allclose(psnr(a * 255, a * 255 + 25.5, data_range=255.0), torch.full((3,), 20.0), atol=1e-3)
+    u8 = (a * 255).round().to(torch.uint8)
+    assert torch.allclose(psnr(u8, u8.float() / 255), torch.full((3,), PSNR_CAP_DB))
+    with pytest.raises(ValueError, match="shapes differ"):
+        psnr(a, a[:, :, :4])
+
+
+@pytest.mark.parametrize("size", [8, 28])
+def test_ssim_properties(size):
+    g = torch.Generator().manual_seed(1)
+    a = torch.rand(2, 3, size, size, generator=g)
+    noisy = (a + 0.2 * torch.randn(a.shape, generator=g)).clamp(0, 1)
+    assert torch.allclose(ssim(a, a), torch.ones(2), atol=1e-5)
+    s = ssim(a, noisy)
+    assert (s < 0.9).all() and (s > -1).all()
+    assert torch.allclose(s, ssim(noisy, a), atol=1e-6)
+    worse = (a + 0.5 * torch.randn(a.shape, generator=g)).clamp(0, 1)
+    assert (ssim(a, worse) < s).all()
+    assert torch.allclose(ssim(a, a * 0.5 + 0.25), ssim(a * 0.5 + 0.25, a), atol=1e-6)
+
+
+def test_lpips_is_not_available_offline():
+    assert lpips_available() is False
+
+
+def test_priors_are_small_objects_with_a_scale():
+    assert isinstance(PRIORS["tv"], TotalVariation) and PRIORS["tv"].scale > 0
+    flat = torch.ones(2, 1, 8, 8)
+    assert torch.equal(make_prior("tv", 0.5)(flat), torch.zeros(2))
+    stripes = torch.zeros(1, 1, 4, 4)
+    stripes[..., ::2] = 1.0  # every horizontal neighbour differs by 1, vertical ones by 0
+    assert make_prior("tv", 2.0)(stripes).item() == pytest.approx(2.0)
+    assert make_prior("tv", 2.0)(stripes[0]).item() == pytest.approx(2.0)  # one image (C, H, W)
+    with pytest.raises(KeyError, match="valid"):
+        make_prior("l9", 1.0)
+
+
+# --- inversion: known answers --------------------------------------------------------------------------------------
+def test_observed_gradient_is_a_batch_of_one(digits, mlp):
+    x = digits.normalize(digits.test_x[:2])
+    y = digits.test_y[:2]
+    grads = observed_gradients(mlp, x, y)
+    assert [g.shape[1:] for g in grads] == [p.shape for p in mlp.parameters()]
+    mlp.zero_grad()
+    nn.functional.cross_entropy(mlp(x[1:2]), y[1:2]).backward()
+    for g, p in zip(grads, mlp.parameters(), strict=True):
+        assert torch.allclose(g[1], p.grad, atol=1e-7)
+    mlp.zero_grad(set_to_none=True)
+    assert cosine_mismatch([g[0] for g in grads], [g[0] for g in grads]).item() == pytest.approx(0.0, abs=1e-6)
+
+
+@pytest.mark.parametrize("method", ["dlg", "ig"])
+def test_inversion_recovers_an_image_from_a_tiny_mlp(digits, mlp, method):
+    cfg = InversionConfig(method=method, iterations=100, tv_weight=0.0, snapshot_every=50, seed=0)
+    steps = []
+    res = invert(mlp, digits, digits.test_x[:1], digits.test_y[:1], cfg, on_step=steps.append)
+    assert res.psnr.item() > 35.0  # observed: >45 dB (DLG and IG); noise start is ~5 dB
+    assert res.ssim.item() > 0.99
+    assert (
+        res.reconstructions.shape == (1, 1, 8, 8) and 0 <= res.reconstructions.min() <= res.reconstructions.max() <= 1
+    )
+    assert [it for it, _ in res.snapshots] == [0, 50, 100]
+    assert res.psnr.item() > psnr(res.snapshots[0][1], digits.test_x[:1]).item() + 25
+    assert len(res.losses) == len(steps) == res.iterations == 100 and not res.stopped
+    assert res.losses[-1] < res.losses[0]
+
+
+def test_batched_equals_one_by_one(digits, digits_model):
+    """Independence: 4 images as one batch (vmap) match 4 separate runs (plain autograd) on a BatchNorm CNN."""
+    images, labels = digits.train_x[:4], digits.train_y[:4]
+    cfg = InversionConfig(method="ig", iterations=30, snapshot_every=10, seed=3)
+    state = {k: v.clone() for k, v in digits_model.state_dict().items()}
+    batched = invert(digits_model, digits, images, labels, cfg)
+    alone = invert(digits_model, digits, images, labels, dataclasses.replace(cfg, batched=False))
+    assert torch.allclose(batched.reconstructions, alone.reconstructions, atol=1e-4)
+    assert torch.allclose(batched.psnr, alone.psnr, atol=1e-2)
+    assert [it for it, _ in batched.snapshots] == [it for it, _ in alone.snapshots] == [0, 10, 20, 30]
+    assert all(math.isclose(a, b, rel_tol=1e-3, abs_tol=1e-5) for a, b in zip(batched.losses, alone.losses))
+    assert batched.losses[-1] < batched.losses[0]
+    # image 2 reconstructed on its own, with the seed it had in the batch, lands in the same place
+    single = invert(digits_model, digits, images[2:3], labels[2:3], dataclasses.replace(cfg, seed=cfg.seed + 2))
+    assert torch.allclose(single.reconstructions[0], batched.reconstructions[2], atol=1e-4)
+    for k, v in digits_model.state_dict().items():  # the attacked model is never modified
+        assert torch.equal(v, state[k]), k
+    assert not digits_model.training
+
+
+def test_stop_and_validation(digits, mlp):
+    stop = threading.Event()
+
+    def on_step(info):
+        if info.step == 5:
+            stop.set()
+
+    for batched in (True, False):
+        stop.clear()
+        cfg = InversionConfig(iterations=50, batched=batched, snapshot_every=0)
+        res = invert(mlp, digits, digits.test_x[:2], digits.test_y[:2], cfg, stop=stop, on_step=on_step)
+        assert res.stopped and res.iterations == 5
+        assert res.snapshots[-1][0] == 5 and res.snapshots[-1][1].shape == (2, 1, 8, 8)
+    with pytest.raises(ValueError, match="method"):
+        invert(mlp, digits, digits.test_x[:1], digits.test_y[:1], InversionConfig(method="gauss"))
+    with pytest.raises(ValueError, match="uint8"):
+        invert(mlp, digits, digits.test_x[:1].float(), digits.test_y[:1])
+
+
+def test_zeros_init_and_box(digits, mlp):
+    cfg = InversionConfig(iterations=3, init="zeros", lr=5.0, snapshot_every=1)
+    res = invert(mlp, digits, digits.test_x[:2], digits.test_y[:2], cfg)
+    start = res.snapshots[0][1]
+    assert torch.allclose(start, torch.full_like(start, digits.mean[0]), atol=1e-5)  # zeros = the mean image
+    for _, frame in res.snapshots:  # a huge lr still stays inside the valid pixel range
+        assert frame.min() >= 0 and frame.max() <= 1
+
+
+@pytest.mark.parametrize("arch", ["cnn_small", "resnet18", "vit_tiny"])
+def test_every_architecture_inverts(digits, arch):
+    """BatchNorm (eval), LayerNorm and attention (math kernel: double backward) all go through vmap."""
+    from opc_core.models import create_model, list_models
+
+    assert arch in list_models()
+    torch.manual_seed(0)
+    model = create_model(arch, digits.in_channels, digits.num_classes, digits.image_size).eval()
+    cfg = InversionConfig(iterations=2, snapshot_every=1)
+    batched = invert(model, digits, digits.train_x[:2], digits.train_y[:2], cfg)
+    alone = invert(model, digits, digits.train_x[:2], digits.train_y[:2], dataclasses.replace(cfg, batched=False))
+    assert torch.isfinite(torch.tensor(batched.losses)).all() and len(batched.snapshots) == 3
+    assert torch.allclose(batched.reconstructions, alone.reconstructions, atol=1e-4)
