@@ -21,6 +21,9 @@ setup() {
   echo "$want" > "$stamp"
 }
 
+# Idle OpenMP threads sleep instead of spinning (spinning starves other processes on a small shared CPU).
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
+
 cmd=${1:-help}
 shift || true
 case "$cmd" in

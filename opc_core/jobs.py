@@ -309,7 +309,8 @@ def _worker_env() -> dict[str, str]:
     ``opc_core`` (a server started from another folder, e.g. ``streamlit run /abs/app.py``, lacks it at times)."""
     root = str(Path(__file__).resolve().parent.parent)
     entries = list(dict.fromkeys([root, *(os.path.abspath(p or os.curdir) for p in sys.path)]))
-    return {**os.environ, "PYTHONPATH": os.pathsep.join(entries)}
+    # Passive OpenMP waiting: spinning worker threads starve the server and other jobs on a small, shared CPU.
+    return {"OMP_WAIT_POLICY": "PASSIVE", **os.environ, "PYTHONPATH": os.pathsep.join(entries)}
 
 
 def _send_stop(proc: subprocess.Popen) -> None:

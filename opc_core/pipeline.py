@@ -104,9 +104,8 @@ def unlearn_run(dataset: str, arch: str, method: str, *, checkpoint: str | Path 
         forget_test_acc, mia, seconds, steps, checkpoint, original_checkpoint, representation, original, per_class.
     """
     from opc_core.methods import get_method, make_config
-    from opc_core.metrics import evaluate
     from opc_core.runs import RunStore
-    from opc_core.zoo import load_for, save_checkpoint
+    from opc_core.zoo import load_for
 
     data, original, meta = load_for(dataset, arch, checkpoint, device=device, data_root=data_root)
     split = build_split(data, forget_classes, forget_ratio, seed)
@@ -116,7 +115,8 @@ def unlearn_run(dataset: str, arch: str, method: str, *, checkpoint: str | Path 
     config = {"method": method, "dataset": dataset, "model": arch, "seed": seed, "forget_classes":
               list(split.forget_classes), "forget_ratio": split.forget_ratio, "config": asdict(cfg),
               "original_checkpoint": meta["path"]}
-    if run_id is None:
+    own_run = run_id is None  # a run this call creates (CLI) is also finished by it; a job's run by its worker
+    if own_run:
         run_id = store.create("unlearn", config, split=split.to_dict(), title=f"{method} on {dataset}",
                               status="running").id
     else:
@@ -132,13 +132,33 @@ def unlearn_run(dataset: str, arch: str, method: str, *, checkpoint: str | Path 
 
     every = max(1, _planned_total(spec, cfg, data, split) // N_SNAPSHOTS)
     t0 = time.perf_counter()
+    try:
+        summary = _unlearn_and_store(spec, original, data, split, cfg, record, stop, snaps, every, store, run_id,
+                                     config, meta, seed, mia, steps, t0)
+    except BaseException as exc:
+        if own_run:
+            store.set_status(run_id, "cancelled" if isinstance(exc, InterruptedError) else "failed",
+                             error=f"{type(exc).__name__}: {exc}")
+        raise
+    if own_run:
+        store.set_status(run_id, "done")
+    return summary
+
+
+def _unlearn_and_store(spec, original, data, split, cfg, record, stop, snaps, every, store, run_id, config, meta,
+                       seed, mia, steps, t0) -> dict[str, Any]:
+    """The body of :func:`unlearn_run`: unlearn, save snapshots and checkpoint, evaluate, store the summary."""
+    from opc_core.metrics import evaluate
+    from opc_core.zoo import save_checkpoint
+
+    dataset = config["dataset"]
     unlearned = spec(original, data, split, cfg, on_step=record, stop=stop, monitor=snaps.monitor(every))
     seconds = time.perf_counter() - t0
     folder = store.artifact_dir(run_id)
     store.add_artifact(run_id, "snapshots", snaps.save(folder / "snapshots.npz"))
     ckpt = save_checkpoint(unlearned, folder / "model", {
         "dataset": dataset, "classes": list(data.classes), "mean": list(data.mean), "std": list(data.std),
-        "recipe": {"method": method, **asdict(cfg)}, "seed": seed, "parent": meta["path"], "run_id": run_id})
+        "recipe": {"method": config["method"], **asdict(cfg)}, "seed": seed, "parent": meta["path"], "run_id": run_id})
     store.add_artifact(run_id, "checkpoint", ckpt)
     if stop is not None and stop.is_set():
         raise InterruptedError(f"unlearning cancelled after {steps[-1].step if steps else 0} steps")
@@ -149,7 +169,7 @@ def unlearn_run(dataset: str, arch: str, method: str, *, checkpoint: str | Path 
                "checkpoint": str(ckpt), "representation": metrics["representation"],
                "original": metrics["original"], "per_class": metrics["per_class"]}
     store.update_metrics(run_id, summary)
-    log.info("%s on %s: UA %.1f RA %.1f TA %.1f in %.1fs", method, dataset, summary["ua"], summary["ra"],
+    log.info("%s on %s: UA %.1f RA %.1f TA %.1f in %.1fs", config["method"], dataset, summary["ua"], summary["ra"],
              summary["ta"], seconds)
     return summary
 

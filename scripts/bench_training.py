@@ -27,7 +27,7 @@ from opc_core.models import create_model  # noqa: E402
 from opc_core.training import OptimConfig  # noqa: E402
 from opc_core.zoo import fit_classifier  # noqa: E402
 
-SETTINGS = {"cnn_small": dict(batch=128, steps=40, repeats=5), "resnet18": dict(batch=128, steps=4, repeats=3)}
+SETTINGS = {"cnn_small": dict(batch=128, steps=20, repeats=5), "resnet18": dict(batch=64, steps=3, repeats=3)}
 
 
 def _sync(device):
@@ -90,8 +90,11 @@ def main() -> None:
     ap.add_argument("--models", default="cnn_small,resnet18")
     ap.add_argument("--dataset", default="fashion_mnist_small")
     ap.add_argument("--device")
+    ap.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     device = default_device(args.device)
     data = load_dataset(args.dataset, device=device)
     rows = []

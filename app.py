@@ -1,0 +1,91 @@
+"""OPC Lab: the Streamlit entry point. Navigation over the workflow's pages, and the home page.
+
+Run with ``bash dev.sh dashboard`` (or ``streamlit run app.py --server.headless true --server.address 127.0.0.1``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+
+FIGURE = Path(__file__).resolve().parent / "assets" / "img" / "shallow_vs_deep.png"
+PRESET = {
+    "dataset": "fashion_mnist_small",
+    "model": "cnn_small",
+    "methods": ["opc", "ft", "ga", "rl"],
+    "forget_classes": [0, 1, 2],
+    "seed": 0,
+}
+# The same paths as pages/_shared.py's constants; spelled out so the home page can draw its text before anything
+# imports opc_core (and with it torch, seconds on a busy CPU).
+WORKFLOW = [
+    ("pages/model.py", "Model", "neurology", "pick a pretrained model (or train / upload one)"),
+    ("pages/unlearn.py", "Unlearn", "ink_eraser", "choose classes to forget and a method; watch the losses live"),
+    (
+        "pages/feature_space.py",
+        "Feature space",
+        "scatter_plot",
+        "UMAP / PCA of the features: does the forget set collapse?",
+    ),
+    ("pages/recovery.py", "Recovery attack", "lock_open", "can a linear map bring the forgotten accuracy back?"),
+    ("pages/inversion.py", "Gradient inversion", "image_search", "can the forgotten images be rebuilt from gradients?"),
+    ("pages/compare.py", "Compare", "bar_chart", "all runs side by side; export a report"),
+]
+
+
+@st.cache_resource(show_spinner=False)
+def device_name() -> str:
+    from opc_core.device import describe_device
+
+    return describe_device()
+
+
+def home() -> None:
+    st.title("OPC Lab: shallow vs deep forgetting")
+    left, right = st.columns([2, 3])
+    left.markdown(
+        "**Machine unlearning** removes what a model learned from some data (here: whole classes) without "
+        "retraining from scratch. Most methods forget **shallowly**: the outputs on the forgotten data change, "
+        "but the features inside still separate and encode it, so a linear map fitted on other data restores "
+        "the forgotten accuracy, and gradient inversion rebuilds the forgotten images.\n\n"
+        "**Deep forgetting** means the model maps every forgotten sample to *one point*, so nothing is left to "
+        "recover. **OPC** (One-Point-Contraction, Jung et al., arXiv 2507.07754) trains for exactly that: "
+        "cross-entropy on the retained data plus the norm of the forget set's representation, pulled to 0."
+    )
+    if FIGURE.exists():
+        right.image(
+            str(FIGURE),
+            caption="Real features of the shipped small CNN on Fashion-MNIST in one shared PCA "
+            "map: after FT the forgotten classes still form clusters; after OPC they "
+            "collapse (drawn by scripts/make_home_figure.py).",
+        )
+    device = left.empty()
+    device.caption("Computing on: …")
+    st.subheader("Workflow")
+    cols = st.columns(len(WORKFLOW))
+    for col, (page, title, icon, what) in zip(cols, WORKFLOW):
+        col.page_link(page, label=title, icon=f":material/{icon}:")
+        col.caption(what)
+    st.subheader("One click: shallow vs deep")
+    st.markdown(
+        "Unlearn classes 0, 1, 2 of the embedded Fashion-MNIST from the shipped small CNN with **OPC** and "
+        "the baselines **FT**, **GA** and **RL**, then run every recovery attack and a short gradient "
+        "inversion. It runs as one background job (a few minutes on a CPU) and lands on the Compare page."
+    )
+    clicked = st.button("Run the shallow-vs-deep preset", type="primary", key="home_preset")
+    from pages import _shared as ui  # imports opc_core (torch): after the text above is on screen
+
+    if clicked:
+        st.session_state["bench_run"] = ui.manager().submit("bench", PRESET, title="shallow vs deep preset")
+        st.switch_page("pages/compare.py")
+    active = ui.store().list(status=("queued", "running"))
+    if active:
+        st.caption(f"{len(active)} job(s) queued or running — see the Compare page.")
+    device.caption(f"Computing on: **{device_name()}**")
+
+
+pages = [st.Page(home, title="Home", icon=":material/home:", default=True)]
+pages += [st.Page(path, title=title, icon=f":material/{icon}:") for path, title, icon, _ in WORKFLOW]
+st.set_page_config(page_title="OPC Lab", page_icon=":material/ink_eraser:", layout="wide")
+st.navigation(pages).run()

@@ -1,0 +1,423 @@
+"""Pieces every dashboard page shares: the run store and job manager, cached data, the current model choice, run
+pickers, widgets generated from a config's fields, status badges, live job progress and metric cards.
+
+Only the script thread calls ``st.*``; jobs run in worker processes and the pages poll the run store. Nothing here
+loads a model or imports UMAP at import time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import streamlit as st
+
+from opc_core import paths, ui_text
+
+MODEL_PAGE, UNLEARN_PAGE = "pages/model.py", "pages/unlearn.py"
+FEATURES_PAGE, RECOVERY_PAGE = "pages/feature_space.py", "pages/recovery.py"
+INVERSION_PAGE, COMPARE_PAGE = "pages/inversion.py", "pages/compare.py"
+DEFAULT_DATASET, DEFAULT_MODEL = "fashion_mnist_small", "cnn_small"
+# status -> (badge colour, icon)
+STATUS_STYLE = {
+    "queued": ("gray", "schedule"),
+    "running": ("blue", "autorenew"),
+    "done": ("green", "check_circle"),
+    "failed": ("red", "error"),
+    "cancelled": ("orange", "cancel"),
+    "interrupted": ("orange", "warning"),
+}
+
+
+# --- services --------------------------------------------------------------------------------------------------------
+@st.cache_resource(show_spinner=False)
+def _services(home: str):
+    from opc_core.jobs import JobManager
+    from opc_core.runs import RunStore
+
+    store = RunStore(home)
+    return store, JobManager(store, max_running=1)
+
+
+def store():
+    """The run store of ``$OPC_LAB_HOME`` (one per home folder and server process)."""
+    return _services(str(paths.home()))[0]
+
+
+def manager():
+    """The server's job manager (one GPU job at a time; the rest queue)."""
+    return _services(str(paths.home()))[1]
+
+
+@st.cache_resource(show_spinner=False)
+def dataset(name: str):
+    """A dataset on the CPU, loaded once per server."""
+    from opc_core.data import load_dataset
+
+    return load_dataset(name, device="cpu")
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def checkpoint_model(path: str):
+    """A checkpoint's model on the CPU (for looking at single images)."""
+    from opc_core.zoo import load_checkpoint
+
+    return load_checkpoint(path, device="cpu")[0]
+
+
+def to_image(x: np.ndarray, size: int = 64) -> np.ndarray:
+    """An image array (C, H, W) uint8 or float in [0, 1] -> (size, size[, 3]) uint8, enlarged with nearest pixels."""
+    from PIL import Image
+
+    arr = np.asarray(x)
+    if arr.dtype != np.uint8:
+        arr = (np.clip(arr, 0.0, 1.0) * 255).round().astype(np.uint8)
+    arr = arr[0] if arr.shape[0] == 1 else arr.transpose(1, 2, 0)
+    return np.asarray(Image.fromarray(arr).resize((size, size), Image.NEAREST))
+
+
+@st.cache_data(show_spinner=False)
+def class_examples(name: str, per_class: int = 1) -> list[tuple[str, list[np.ndarray]]]:
+    """The first ``per_class`` training images of every class: ``[(class name, [image, ...]), ...]``."""
+    data = dataset(name)
+    y = data.train_y.numpy()
+    return [
+        (cls, [to_image(data.train_x[i].numpy()) for i in np.nonzero(y == c)[0][:per_class]])
+        for c, cls in enumerate(data.classes)
+    ]
+
+
+# --- the current model choice (kept in session state for every page) -------------------------------------------------
+def current_model() -> dict[str, Any]:
+    """``{"dataset", "model", "checkpoint", "name"}`` chosen on the Model page (default: the shipped embedded one)."""
+    choice = st.session_state.get("model_choice")
+    if choice is None:
+        from opc_core.zoo import find_checkpoint
+
+        entry = find_checkpoint(DEFAULT_DATASET, DEFAULT_MODEL)
+        choice = {
+            "dataset": DEFAULT_DATASET,
+            "model": DEFAULT_MODEL,
+            "checkpoint": entry.path if entry else None,
+            "name": entry.name if entry else None,
+        }
+        st.session_state["model_choice"] = choice
+    return choice
+
+
+# --- runs ------------------------------------------------------------------------------------------------------------
+def run_params(run) -> dict[str, Any]:
+    """What a run was asked to do: the job's params (dashboard/CLI runs alike) overlaid by its stored metrics."""
+    params = dict(run.config.get("params", run.config))
+    for key in ("forget_classes", "forget_ratio"):  # a benchmark's runs keep them in their split only
+        if params.get(key) is None and run.split and run.split.get(key) is not None:
+            params[key] = run.split[key]
+    for key in ("method", "dataset", "model", "forget_classes", "forget_ratio", "seed"):
+        if run.metrics.get(key) is not None:
+            params[key] = run.metrics[key]
+    return params
+
+
+def run_label(run) -> str:
+    p = run_params(run)
+    what = f"classes {p['forget_classes']}" if p.get("forget_classes") else f"{p.get('forget_ratio') or 0:.0%} random"
+    name = p.get("method") or p.get("attack") or run.kind
+    return f"{name} · {p.get('dataset', '?')} · {what} · {run.id}"
+
+
+def link(page: str, label: str, icon: str | None = None) -> None:
+    """A link to another page; a plain hint when the page runs on its own (no navigation registered)."""
+    try:
+        st.page_link(page, label=label, icon=icon)
+    except Exception:  # StreamlitPageNotFoundError when a page script runs alone (e.g. in a test)
+        st.markdown(f"→ **{label}** (in the sidebar)")
+
+
+def empty_state(text: str) -> None:
+    st.info(text, icon=":material/info:")
+    link(UNLEARN_PAGE, "Go to the Unlearn page", ":material/ink_eraser:")
+
+
+def run_picker(
+    label: str,
+    key: str,
+    *,
+    multi: bool = False,
+    status: str | tuple = "done",
+    kind: str = "unlearn",
+    default_id: str | None = None,
+):
+    """A select box (or multiselect) over the store's runs; None / [] plus an empty-state hint when there are none."""
+    runs = store().list(kind=kind, status=status)
+    if not runs:
+        empty_state(
+            f"No finished {kind} run yet. Launch one on the Unlearn page (a few seconds on the small CNN), "
+            "or the shallow-vs-deep preset on the home page."
+        )
+        return [] if multi else None
+    ids = [r.id for r in runs]
+    by_id = {r.id: r for r in runs}
+    if multi:
+        default = [default_id] if default_id in by_id else ids[: min(3, len(ids))]
+        chosen = st.multiselect(label, ids, default=default, format_func=lambda i: run_label(by_id[i]), key=key)
+        return [by_id[i] for i in chosen]
+    index = ids.index(default_id) if default_id in by_id else 0
+    chosen = st.selectbox(label, ids, index=index, format_func=lambda i: run_label(by_id[i]), key=key)
+    return by_id.get(chosen)
+
+
+def status_badge(run) -> None:
+    color, icon = STATUS_STYLE.get(run.status, ("gray", "help"))
+    st.badge(run.status, icon=f":material/{icon}:", color=color)
+
+
+def show_failure(run) -> None:
+    """Error text of a failed / cancelled / interrupted run, first line visible, the traceback folded."""
+    text = run.error or "(no error text recorded)"
+    head, _, rest = text.partition("\n")
+    (st.error if run.status == "failed" else st.warning)(f"Run {run.id} {run.status}: {head}")
+    if rest.strip():
+        with st.expander("Details"):
+            st.code(rest.strip(), language=None)
+
+
+def progress(run) -> None:
+    """Progress bar with step count and ETA (or the queue position of a queued run)."""
+    if run.status == "queued":
+        queue = [r.id for r in manager().queued()]
+        pos = queue.index(run.id) + 1 if run.id in queue else "?"
+        st.progress(0.0, text=f"queued: position {pos} of {len(queue)} (one job runs at a time)")
+        return
+    prog = run.progress or {}
+    step, total, elapsed = prog.get("step", 0), prog.get("total") or 0, prog.get("elapsed_s", 0.0)
+    if not total:
+        st.progress(0.0, text="starting the worker (loading data and model)…")
+        return
+    eta = elapsed / step * (total - step) if step else float("nan")
+    eta_text = f" · ETA {eta:.0f} s" if step and step < total else ""
+    st.progress(min(step / total, 1.0), text=f"step {step} / {total} · {elapsed:.0f} s{eta_text}")
+
+
+def owner(run):
+    """The run whose job does the work: a benchmark's child unlearn run is executed (and cancelled) by the benchmark."""
+    if run.kind == "unlearn" and run.parent and store().exists(run.parent):
+        parent = store().get(run.parent)
+        if parent.kind == "bench":
+            return parent
+    return run
+
+
+def job_panel(run_id: str, key: str) -> None:
+    """Status, progress and a Cancel button of one job (a benchmark's, for a benchmark's child run)."""
+    run = store().get(run_id)
+    job = owner(run) if run.active else run
+    cols = st.columns([3, 1])
+    with cols[0]:
+        status_badge(run)
+        st.caption(run.title + (f" — part of benchmark {job.id}" if job.id != run.id else ""))
+    if job.active and cols[1].button("Cancel", key=f"cancel_{key}_{run_id}"):
+        manager().cancel(job.id)
+        st.toast("Cancel requested")
+    if job.active:
+        progress(job)
+        if job.kind == "bench":
+            methods = run_params(job).get("methods") or []
+            now = next(iter((job.progress or {}).get("losses") or {}), "").split("/")[0]
+            if now in methods:
+                st.caption(f"Unlearning with {now} ({methods.index(now) + 1} of {len(methods)}); then the attacks.")
+    elif run.status != "done":
+        show_failure(run)
+
+
+# --- widgets from a config dataclass's fields ------------------------------------------------------------------------
+def config_widgets(fields: Sequence[dict], values: dict[str, Any], key: str, skip: Sequence[str] = ()) -> dict:
+    """One widget per field of ``describe_fields(Config)``: help text, min/max, choices; initial values ``values``.
+
+    Returns:
+        ``{field: value}`` as chosen.
+    """
+    out: dict[str, Any] = {}
+    cols = st.columns(3)
+    for i, f in enumerate(x for x in fields if x["name"] not in skip):
+        name, kind, value = f["name"], f["type"], values.get(f["name"], f["default"])
+        label, wkey, helptext = name.replace("_", " "), f"{key}_{name}", f.get("help")
+        with cols[i % 3]:
+            if "choices" in f:
+                choices = list(f["choices"])
+                out[name] = st.selectbox(
+                    label, choices, index=choices.index(value) if value in choices else 0, help=helptext, key=wkey
+                )
+            elif kind == "bool":
+                out[name] = st.checkbox(label, value=bool(value), help=helptext, key=wkey)
+            elif kind == "int":
+                out[name] = int(
+                    st.number_input(
+                        label,
+                        min_value=_int(f.get("min")),
+                        max_value=_int(f.get("max")),
+                        value=int(value),
+                        step=1,
+                        help=helptext,
+                        key=wkey,
+                    )
+                )
+            elif kind == "float":
+                out[name] = float(
+                    st.number_input(
+                        label,
+                        min_value=_num(f.get("min")),
+                        max_value=_num(f.get("max")),
+                        value=float(value),
+                        format=_fmt(float(value)),
+                        help=helptext,
+                        key=wkey,
+                        step=_step(float(value)),
+                    )
+                )
+            else:
+                out[name] = st.text_input(label, value=str(value), help=helptext, key=wkey)
+    return out
+
+
+def _int(v):
+    return None if v is None else int(v)
+
+
+def _num(v):
+    return None if v is None else float(v)
+
+
+def _fmt(v: float) -> str:
+    return "%.2e" if v != 0 and (abs(v) < 1e-3 or abs(v) >= 1e5) else "%.4g"
+
+
+def _step(v: float) -> float:
+    return 10 ** np.floor(np.log10(abs(v))) / 10 if v else 0.01
+
+
+# --- metrics ---------------------------------------------------------------------------------------------------------
+def metric_cards(metrics: dict, keys: Sequence[str], original: dict | None = None, unit: str = "%") -> None:
+    """``st.metric`` per key with its one-line explanation as tooltip and the change from the original model."""
+    cols = st.columns(len(keys))
+    for col, k in zip(cols, keys):
+        v = metrics.get(k)
+        before = (original or {}).get(k)
+        delta = None if v is None or before is None else f"{v - before:+.3g} vs original"
+        text = "—" if v is None else (f"{v:.1f}{unit}" if unit else f"{v:.3g}")
+        col.metric(ui_text.label(k), text, delta=delta, help=ui_text.explain(k), delta_color="off")
+
+
+def explain_caption(keys: Sequence[str]) -> None:
+    """A compact legend: label, explanation and good direction of each metric."""
+    st.caption("  \n".join(f"**{ui_text.label(k)}**: {ui_text.explain(k)}" for k in keys))
+
+
+# --- checkpoint upload -----------------------------------------------------------------------------------------------
+MAX_UPLOAD_BYTES = 200 * 2**20
+
+
+def install_upload(files: Sequence[tuple[str, bytes]], dataset_name: str) -> str:
+    """Validate an uploaded checkpoint (a ``.safetensors`` and its ``.json`` sidecar) and copy it into the local zoo.
+
+    The pair is written to a temporary folder and loaded with ``load_checkpoint`` against the dataset's class count,
+    channels and image size; only a checkpoint that loads is copied. Returns its name.
+
+    Raises:
+        ValueError: anything else, with a message saying what is wrong (CheckpointError is a ValueError).
+    """
+    import json
+    import re
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from opc_core.zoo import load_checkpoint
+
+    by_ext: dict[str, list[tuple[str, bytes]]] = {}
+    for name, content in files:
+        by_ext.setdefault(Path(name).suffix.lower(), []).append((Path(name).name, content))
+    odd = sorted(set(by_ext) - {".safetensors", ".json"})
+    if odd or len(by_ext.get(".safetensors", [])) != 1 or len(by_ext.get(".json", [])) != 1:
+        raise ValueError(
+            "upload exactly two files: the weights NAME.safetensors and the sidecar NAME.json"
+            + (f" (got unexpected {', '.join(odd)})" if odd else "")
+        )
+    (w_name, w_bytes), (j_name, j_bytes) = by_ext[".safetensors"][0], by_ext[".json"][0]
+    stem = Path(w_name).stem
+    if Path(j_name).stem != stem:
+        raise ValueError(f"the two files must share one name: {w_name} and {j_name} differ")
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}", stem):
+        raise ValueError(f"checkpoint name {stem!r} may hold only letters, digits, '_', '-' and '.'")
+    if len(w_bytes) + len(j_bytes) > MAX_UPLOAD_BYTES:
+        raise ValueError(f"checkpoint too large (limit {MAX_UPLOAD_BYTES // 2**20} MiB)")
+    data = dataset(dataset_name)
+    with tempfile.TemporaryDirectory(prefix="opc-upload-") as tmp:
+        for name, content in ((w_name, w_bytes), (j_name, j_bytes)):
+            (Path(tmp) / name).write_bytes(content)
+        model, meta = load_checkpoint(
+            Path(tmp) / w_name, device="cpu", expect_num_classes=data.num_classes, expect_in_channels=data.in_channels
+        )
+        if model.image_size != data.image_size:
+            raise ValueError(
+                f"the checkpoint expects {model.image_size}px images; {dataset_name} has {data.image_size}px"
+            )
+        if meta.get("dataset") not in (None, dataset_name):
+            raise ValueError(f"the checkpoint was trained on {meta['dataset']!r}, not {dataset_name!r}")
+        if meta.get("dataset") is None:  # record which dataset it was validated against, so the zoo lists it there
+            side = json.loads(j_bytes)
+            (Path(tmp) / j_name).write_text(json.dumps({**side, "dataset": dataset_name}, indent=2))
+        dest = paths.local_zoo()
+        if (dest / w_name).exists() or (paths.SHIPPED_ZOO / w_name).exists():
+            raise ValueError(f"a checkpoint named {stem!r} is already in the zoo; rename the files")
+        for name in (j_name, w_name):  # sidecar first: the zoo lists a checkpoint only once its weights exist
+            shutil.copyfile(Path(tmp) / name, dest / name)
+    return stem
+
+
+# --- tables and the report -------------------------------------------------------------------------------------------
+def run_row(run) -> dict[str, Any]:
+    """One flat table row of an unlearn run: what it was and its headline numbers."""
+    p, m = run_params(run), run.metrics
+    rec = m.get("recovery") or {}
+    inv = m.get("inversion") or {}
+    rep = m.get("representation") or {}
+    forget = p.get("forget_classes") or (f"{p['forget_ratio']:.0%} random" if p.get("forget_ratio") else None)
+    return {
+        "run": run.id,
+        "status": run.status,
+        "method": p.get("method"),
+        "dataset": p.get("dataset"),
+        "model": p.get("model"),
+        "forget": str(forget),
+        "UA": m.get("ua"),
+        "RA": m.get("ra"),
+        "TA": m.get("ta"),
+        "MIA": m.get("mia"),
+        **{f"UA after {a}": (rec.get(a) or {}).get("recovered_ua") for a in rec},
+        "contraction radius": rep.get("contraction_radius"),
+        "PSNR unlearned": (inv.get("unlearned") or {}).get("psnr"),
+        "PSNR original": (inv.get("original") or {}).get("psnr"),
+        "seconds": m.get("seconds"),
+    }
+
+
+def report_html(title: str, table, figures: Sequence, notes: Sequence[str] = ()) -> str:
+    """A self-contained HTML report: the table, the plotly figures (plotly.js inlined once: no network needed)."""
+    import html
+
+    charts = [fig.to_html(full_html=False, include_plotlyjs=(i == 0)) for i, fig in enumerate(figures)]
+    legend = "".join(
+        f"<li><b>{html.escape(ui_text.label(k))}</b>: {html.escape(ui_text.explain(k))}</li>"
+        for k in ("ua", "ra", "ta", "mia", "recovered_ua_fm", "contraction_radius", "psnr")
+    )
+    return (
+        "<!doctype html><html><head><meta charset='utf-8'><title>" + html.escape(title) + "</title>"
+        "<style>body{font-family:sans-serif;margin:2em;max-width:1200px}table{border-collapse:collapse;"
+        "font-size:13px}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}</style></head><body>"
+        f"<h1>{html.escape(title)}</h1>"
+        + "".join(f"<p>{html.escape(n)}</p>" for n in notes)
+        + table.to_html(index=False, na_rep="—", float_format=lambda v: f"{v:.2f}")
+        + "".join(charts)
+        + f"<h2>What the numbers mean</h2><ul>{legend}</ul></body></html>"
+    )

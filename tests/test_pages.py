@@ -1,0 +1,281 @@
+"""AppTest tests of the dashboard: every page renders, empty states guide the user, a real unlearn job launched
+through the Unlearn page's widgets finishes and its results appear on every page, failures and bad uploads are shown.
+
+Each test gets its own OPC_LAB_HOME (run store, local zoo), set before any page creates the job manager.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # pages import `pages._shared`; streamlit puts the app's folder on the path, tests don't
+    sys.path.insert(0, str(ROOT))
+
+PAGES = [
+    "pages/model.py",
+    "pages/unlearn.py",
+    "pages/feature_space.py",
+    "pages/recovery.py",
+    "pages/inversion.py",
+    "pages/compare.py",
+]
+TIMEOUT = 60
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    monkeypatch.setenv("OPC_LAB_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("OPC_LAB_DEVICE", "cpu")
+    # spawned job workers inherit it: OpenMP threads that sleep instead of spinning are ~10x faster on a shared CPU
+    monkeypatch.setenv("OMP_WAIT_POLICY", "PASSIVE")
+    return tmp_path / "home"
+
+
+def page(path: str, choice: dict | None = None) -> AppTest:
+    at = AppTest.from_file(str(ROOT / path), default_timeout=TIMEOUT)
+    if choice is not None:
+        at.session_state["model_choice"] = choice
+    return at.run()
+
+
+def assert_clean(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+
+
+def digits_choice() -> dict:
+    from opc_core.zoo import find_checkpoint
+
+    entry = find_checkpoint("digits", "cnn_small")
+    assert entry is not None and entry.name == "digits__cnn_small__s0"
+    return {"dataset": "digits", "model": "cnn_small", "checkpoint": entry.path, "name": entry.name}
+
+
+def wait_final(run_id: str, timeout: float = 90.0):
+    from opc_core.runs import RunStore
+
+    store, deadline = RunStore(), time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        run = store.get(run_id)
+        if run.final:
+            return run
+        time.sleep(0.3)
+    raise TimeoutError(f"run {run_id} not final after {timeout} s: {store.get(run_id).status}")
+
+
+def texts(at: AppTest) -> str:
+    return "\n".join(
+        str(x.value)
+        for kind in ("markdown", "caption", "info", "warning", "success", "error")
+        for x in getattr(at, kind)
+    )
+
+
+def test_home_renders_with_device_and_workflow(home):
+    at = page("app.py")
+    assert_clean(at)
+    assert at.title[0].value.startswith("OPC Lab")
+    body = texts(at)
+    assert "CPU" in body and "shallow" in body.lower()
+    assert at.button(key="home_preset")  # the one-click preset
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_pages_render_and_guide_when_empty(home, path):
+    at = page(path)
+    assert_clean(at)
+    if path != "pages/model.py":  # the model page always lists the shipped checkpoints
+        assert "Unlearn" in texts(at) or "Launch" in texts(at), texts(at)
+    else:
+        assert at.radio(key="model_pick").value.endswith("assets/zoo/fashion_mnist_small__cnn_small__s0.safetensors")
+
+
+def test_navigation_reaches_every_page(home):
+    at = page("app.py")
+    for path in PAGES:
+        at.switch_page(path).run()
+        assert_clean(at)
+        assert at.title, path
+
+
+def test_unlearn_job_from_widgets_then_every_page_shows_it(home):
+    at = page("pages/unlearn.py", digits_choice())
+    assert at.selectbox(key="ul_method").value == "opc"
+    at.multiselect(key="ul_classes").set_value([0, 1])
+    at.number_input(key="hp_opc_digits_epochs").set_value(0.3)
+    at.button(key="ul_launch").click().run()
+    run_id = at.session_state["unlearn_run"]
+    run = wait_final(run_id)
+    assert run.status == "done", run.error
+    at.run()
+    assert_clean(at)
+    shown = {m.label: m.value for m in at.metric}
+    assert shown["UA"].endswith("%") and float(shown["UA"][:-1]) == pytest.approx(run.metrics["ua"], abs=0.06)
+    assert run.metrics["forget_classes"] == [0, 1] and run.metrics["config"]["epochs"] == 0.3
+    assert any(m.help for m in at.metric)  # every metric carries its explanation
+
+    fs = page("pages/feature_space.py")
+    fs.radio(key="fs_method").set_value("pca").run()
+    fs.button(key="fs_go").click().run()
+    assert_clean(fs)
+    assert len(fs.get("plotly_chart")) >= 3  # original, unlearned, the snapshot frame
+
+    rec = page("pages/recovery.py")
+    rec.button(key="rec_go").click().run()
+    attack = wait_final(rec.session_state["rec_jobs"][run_id])
+    assert attack.status == "done", attack.error
+    rec.run()
+    assert_clean(rec)
+    assert rec.get("plotly_chart") and rec.dataframe
+
+    cmp_ = page("pages/compare.py")
+    assert_clean(cmp_)
+    assert run_id in cmp_.dataframe[0].value["run"].tolist()
+
+
+def test_failed_job_shows_its_error(home):
+    choice = {**digits_choice(), "checkpoint": str(home / "missing.safetensors"), "name": "missing"}
+    at = page("pages/unlearn.py", choice)
+    at.number_input(key="hp_opc_digits_epochs").set_value(0.3)
+    at.button(key="ul_launch").click().run()
+    run = wait_final(at.session_state["unlearn_run"])
+    assert run.status == "failed"
+    at.run()
+    assert not at.exception
+    assert any("failed" in e.value and "missing.safetensors" in e.value for e in at.error), [e.value for e in at.error]
+
+
+def test_bad_upload_is_refused_and_good_one_added(home):
+    at = page("pages/model.py")
+    at.file_uploader(key="model_upload").set_value(
+        [
+            ("bad.safetensors", b"not a tensor file", "application/octet-stream"),
+            ("bad.json", b'{"arch": "cnn_small"}', "application/json"),
+        ]
+    )
+    at.run()
+    at.button(key="model_upload_go").click().run()
+    assert not at.exception
+    assert at.error and "Refused" in at.error[0].value
+    assert not list((home / "zoo").glob("bad*"))
+
+    # a real checkpoint of another dataset (8x8 digits) does not fit the 28x28 default either
+    zoo = ROOT / "assets" / "zoo"
+    digits = [
+        (f"mine{p.suffix}", p.read_bytes(), "application/octet-stream")
+        for p in sorted(zoo.glob("digits__cnn_small__s0.*"))
+    ]
+    at.file_uploader(key="model_upload").set_value(digits).run()
+    at.button(key="model_upload_go").click().run()
+    assert at.error and "8px" in at.error[0].value
+
+    at.selectbox(key="model_dataset").set_value("digits").run()
+    at.file_uploader(key="model_upload").set_value(digits).run()
+    at.button(key="model_upload_go").click().run()
+    assert_clean(at)
+    assert (home / "zoo" / "mine.safetensors").exists()
+    assert any(o.startswith("mine (local)") for o in at.radio(key="model_pick").options)
+
+
+def test_queue_position_and_cancel_buttons(home):
+    from opc_core.runs import RunStore
+
+    at = page("pages/unlearn.py", digits_choice())
+    at.number_input(key="hp_opc_digits_epochs").set_value(200.0)
+    at.button(key="ul_launch").click().run()
+    first = at.session_state["unlearn_run"]
+    at.button(key="ul_launch").click().run()  # a second job waits: one job runs at a time
+    second = at.session_state["unlearn_run"]
+    assert second != first and RunStore().get(second).status == "queued"
+    assert any(p.text.startswith("queued: position 1 of 1") for p in at.get("progress"))
+    at.button(key=f"cancel_ul_{second}").click().run()
+    assert RunStore().get(second).status == "cancelled"  # a queued job is cancelled at once
+
+    at.session_state["unlearn_run"] = first
+    deadline = time.monotonic() + 60
+    while RunStore().get(first).progress.get("step", 0) < 1 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    at.run()
+    assert any(p.text.startswith("step ") and "ETA" in p.text for p in at.get("progress"))
+    at.button(key=f"cancel_ul_{first}").click().run()
+    assert wait_final(first).status == "cancelled"
+    at.run()
+    assert not at.exception
+    assert any("cancelled" in w.value for w in at.warning)
+
+
+def test_every_method_gets_widgets_for_every_config_field(home):
+    from opc_core.methods import get_method, list_methods
+
+    at = page("pages/unlearn.py", digits_choice())
+    for method in list_methods():
+        at.selectbox(key="ul_method").set_value(method).run()
+        assert_clean(at)
+        prefix = f"hp_{method}_digits_"
+        keys = {
+            w.key[len(prefix) :]
+            for kind in ("number_input", "selectbox", "checkbox", "text_input")
+            for w in getattr(at, kind)
+            if w.key and w.key.startswith(prefix)
+        }
+        assert keys == {f["name"] for f in get_method(method).describe()["config"]}, method
+
+
+def test_report_is_self_contained_html():
+    import pandas as pd
+
+    from opc_core import plots
+    from pages import _shared as ui
+
+    table = pd.DataFrame([{"run": "r1", "method": "opc", "UA": 99.5}, {"run": "r2", "method": "ft", "UA": 100.0}])
+    fig = plots.recovery_bars(
+        [
+            {"method": "opc", "ua": 99.5, "recovered_ua": {"fm": 70.0}},
+            {"method": "ft", "ua": 100.0, "recovered_ua": {"fm": 8.0}},
+        ]
+    )
+    html = ui.report_html("OPC Lab report", table, [fig, fig])
+    assert html.startswith("<!doctype html>") and "OPC Lab report" in html and "<td>opc</td>" in html
+    assert html.count("Plotly.newPlot") == 2  # both charts, plotly.js itself inlined once
+    assert len(html) > 1_000_000  # plotly.js is in the file, not fetched
+    assert not re.search(r"<(script|link)[^>]+(src|href)=[\"']https?://", html)
+
+
+def test_home_preset_submits_the_benchmark_and_opens_compare(home):
+    from opc_core.runs import RunStore
+
+    at = page("app.py")
+    at.button(key="home_preset").click().run()
+    assert_clean(at)
+    assert at.title[0].value == "Compare"
+    bench = RunStore().get(at.session_state["bench_run"])
+    assert bench.kind == "bench" and bench.config["params"]["methods"] == ["opc", "ft", "ga", "rl"]
+    assert bench.config["params"]["forget_classes"] == [0, 1, 2]
+    at.run()  # the compare page shows the job with a Cancel button while it is queued or running
+    cancel = [b for b in at.button if b.key == f"cancel_cmp_{bench.id}"]
+    assert cancel, [b.key for b in at.button]
+    cancel[0].click().run()
+    assert wait_final(bench.id).status == "cancelled"
+
+
+def test_training_a_base_model_as_a_job(home):
+    at = page("pages/model.py")
+    at.selectbox(key="model_dataset").set_value("digits").run()
+    at.number_input(key="tr_epochs").set_value(0.2)
+    at.number_input(key="tr_seed").set_value(7)
+    at.button[[b.label for b in at.button].index("Train")].click().run()
+    run = wait_final(at.session_state["train_run"])
+    assert run.status == "done", run.error
+    at.run()
+    assert_clean(at)
+    assert any("Trained" in s.value for s in at.success)
+    local = home / "zoo" / "digits__cnn_small__s7.safetensors"
+    assert local.exists()
+    assert any(o.startswith("digits__cnn_small__s7 (local)") for o in at.radio(key="model_pick").options)
