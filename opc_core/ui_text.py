@@ -138,7 +138,7 @@ ATTACKS: dict[str, str] = {
     "hr": "HR: the unlearned model and the original model's logits on held-out data; fits a new linear head.",
     "prototype": "Prototype: k leaked forget samples; their mean feature is written into the head row of their class.",
     "probe": "Linear probe: labelled held-out data; logistic regression on the unlearned model's features.",
-    "relearn": "Relearn: k leaked forget samples; a few optimiser steps (Adam by default) on them, scored on the rest of D_f.",
+    "relearn": "Relearn: k leaked forget samples; a few Adam steps on them, scored on the rest of D_f.",
 }
 
 INVERSION: dict[str, str] = {
