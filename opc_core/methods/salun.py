@@ -61,7 +61,7 @@ def saliency_mask(
 def salun_loss(model: nn.Module, batch: dict, state: dict):
     loss, logs = rl_loss(model, batch, state)
     wd = state["weight_decay"]
-    if wd > 0:  # decoupled from the optimiser so the mask hooks also cover it
+    if wd > 0:  # weight decay through the loss (not the optimiser), so the mask hooks cover it too
         loss = loss + 0.5 * wd * sum(p.pow(2).sum() for p in model.parameters())
     return loss, {**logs, "loss": loss.detach()}
 
