@@ -55,6 +55,8 @@ TASKS: Registry[str] = Registry("task")
 STEP_FLUSH_S = 0.1  # at most ~10 step writes per second per run
 CANCEL_POLL_S = 0.3  # how often a worker reads the run's cancel flag from the store
 WORKER_LOG = "worker.log"  # a worker's raw stdout/stderr, in its run folder
+WARM_LOG = "warm-worker.log"  # a warm worker's output until it gets a run, in the store's home
+WARM_MAX_FAILURES = 3  # warm workers that die without a run before the manager stops starting them
 
 
 def register_task(kind: str, target: str) -> None:
@@ -273,13 +275,14 @@ class _PipeStop(threading.Event):
     reader aborts the interpreter at exit.
     """
 
-    def __init__(self, fd: int) -> None:
+    def __init__(self, fd: int, seen: bytes = b"") -> None:
         super().__init__()
         self.reason: str | None = None
-        threading.Thread(target=self._watch, args=(fd,), name="opc-job-stop", daemon=True).start()
+        if b"stop" in seen:  # already read from the pipe (a warm worker reads its run id from it first)
+            self.set()
+        threading.Thread(target=self._watch, args=(fd, seen[-16:]), name="opc-job-stop", daemon=True).start()
 
-    def _watch(self, fd: int) -> None:
-        seen = b""
+    def _watch(self, fd: int, seen: bytes) -> None:
         try:
             while chunk := os.read(fd, 256):
                 seen = (seen + chunk)[-16:]
@@ -304,6 +307,69 @@ def worker_main(argv: list[str] | None = None) -> None:
     execute(run_id, home, _PipeStop(sys.stdin.fileno()))
 
 
+def preload() -> None:
+    """Import what every run needs before its first step, so that a warm worker starts a run in well under a second.
+
+    That is torch, the task modules, and the optimiser machinery: torch imports its compiler stack lazily when the
+    first optimiser is built (~1.5 s of the ~3 s a cold worker needs before its first step, measured on CPU).
+    Nothing here touches a GPU or reads data.
+    """
+    import torch
+
+    import opc_core.methods
+    import opc_core.metrics
+    import opc_core.pipeline
+    import opc_core.tasks
+    import opc_core.zoo  # noqa: F401
+
+    torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
+
+
+def _read_line(fd: int, limit: int = 4096) -> tuple[bytes, bytes]:
+    """Read one line from a raw file descriptor: (line without its newline, bytes read after it); b"" at end-of-file."""
+    buf = b""
+    while b"\n" not in buf and len(buf) < limit:
+        chunk = os.read(fd, 256)
+        if not chunk:
+            return b"", b""
+        buf += chunk
+    line, _, rest = buf.partition(b"\n")
+    return line, rest
+
+
+def _redirect_output(path: Path) -> None:
+    """Point this process's stdout and stderr (file descriptors 1 and 2, so C code and fault dumps too) at ``path``."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+
+
+def warm_worker_main(argv: list[str] | None = None) -> None:
+    """A pre-started worker: ``python -c "from opc_core.jobs import warm_worker_main; warm_worker_main()" HOME``.
+
+    It runs :func:`preload`, then waits for ``run RUN_ID`` on its stdin; from then on it is exactly a worker of that
+    run (output in the run's worker.log, ``stop`` on the same pipe). End-of-file before a run id: it just exits.
+    """
+    home = (argv if argv is not None else sys.argv[1:])[0]
+    os.environ["OPC_LAB_HOME"] = home
+    faulthandler.enable()
+    try:
+        preload()
+    except Exception:  # a broken import then fails the run itself, with its error text in the run's record
+        traceback.print_exc()
+    fd = sys.stdin.fileno()
+    line, rest = _read_line(fd)
+    if not line.startswith(b"run "):
+        return
+    run_id = line[4:].strip().decode()
+    _redirect_output(RunStore(home).artifact_dir(run_id) / WORKER_LOG)
+    logging.getLogger("opc_core").setLevel(logging.INFO)
+    execute(run_id, home, _PipeStop(fd, rest))
+
+
 def _worker_env() -> dict[str, str]:
     """The parent's environment plus its ``sys.path`` (what ``spawn`` would hand over) behind the folder holding
     ``opc_core`` (a server started from another folder, e.g. ``streamlit run /abs/app.py``, lacks it at times)."""
@@ -319,6 +385,19 @@ def _send_stop(proc: subprocess.Popen) -> None:
         proc.stdin.flush()
     except (OSError, ValueError):  # already exited (broken pipe) or pipe closed
         pass
+
+
+def _close_stdin(proc: subprocess.Popen) -> None:
+    with contextlib.suppress(OSError, ValueError):
+        proc.stdin.close()
+
+
+def _wait_or_kill(proc: subprocess.Popen, timeout: float) -> None:
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
 
 
 def _exit_text(code: int | None, worker_log: Path, tail_chars: int = 2000) -> str:
@@ -352,16 +431,26 @@ class JobManager:
         * A worker that dies without finishing its run (segfault, ``os._exit``, killed, CUDA abort) leaves it
           ``failed`` with "worker exited with code N"; the queue goes on. Workers stop (run ``interrupted``) when
           the server exits, since their stdin pipe closes.
+        * ``warm=True`` (the dashboard): one spare worker is kept started with :func:`preload` done, so a launched
+          run skips interpreter start-up and imports (~3 s on a CPU). The spare is (re)started only while no job
+          runs, so it never takes CPU from one; a queued job that follows another starts cold. It inherits the
+          environment of the moment it started. After ``WARM_MAX_FAILURES`` spares died without a run the manager
+          goes on with cold workers only.
     """
 
-    def __init__(self, store: RunStore | None = None, max_running: int = 1, poll_s: float = 0.1) -> None:
+    def __init__(
+        self, store: RunStore | None = None, max_running: int = 1, poll_s: float = 0.1, warm: bool = False
+    ) -> None:
         self.store = store if store is not None else RunStore()
         self.max_running = max(1, int(max_running))
+        self.warm = warm
         self._poll_s = poll_s
         self._lock = threading.RLock()
         self._wake = threading.Event()
         self._queue: list[str] = []  # ids this manager queued and has not started, submission order
         self._workers: dict[str, subprocess.Popen] = {}  # run id -> its worker process
+        self._spare: subprocess.Popen | None = None  # the warm worker waiting for a run id
+        self.warm_failures = 0
         self._closed = False
         self.recovered = self.store.mark_interrupted()
         self._thread = threading.Thread(target=self._loop, name="opc-job-dispatcher", daemon=True)
@@ -424,6 +513,12 @@ class JobManager:
         runs = [r for r in self.store.list(status="queued") if r.id in order]
         return sorted(runs, key=lambda r: order[r.id])
 
+    def spare_pid(self) -> int | None:
+        """The pid of the warm worker waiting for a run, if one is alive."""
+        with self._lock:
+            spare = self._spare
+        return spare.pid if spare is not None and spare.poll() is None else None
+
     def wait(self, run_id: str, timeout: float | None = None, poll_s: float = 0.05) -> Run:
         """Block until the run is final (``TimeoutError`` after ``timeout`` seconds); returns it."""
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -443,9 +538,14 @@ class JobManager:
                 for run_id, proc in self._workers.items():
                     self.store.request_cancel(run_id)
                     _send_stop(proc)
+            spare, self._spare = self._spare, None
+        if spare is not None:
+            _close_stdin(spare)  # end-of-file: a spare exits without a run
         self._wake.set()
         if wait:
             self._thread.join()
+            if spare is not None:
+                _wait_or_kill(spare, 30.0)
 
     # --- dispatcher ------------------------------------------------------------------------------------------------
     def _get(self, run_id: str) -> Run | None:
@@ -469,6 +569,8 @@ class JobManager:
                         return
                     if not self._closed:
                         self._dispatch()
+                        if self.warm and not self._workers:
+                            self._ensure_spare()
                     busy = bool(self._workers)
             except Exception:  # e.g. the store stayed locked past its timeout: log it and try again
                 log.exception("job dispatcher error")
@@ -487,22 +589,53 @@ class JobManager:
             # claim it atomically (pid = this process until the worker's pid is known), then start the worker
             if not self.store.set_status(run_id, "running", pid=os.getpid(), expect="queued"):
                 continue
-            cmd = [sys.executable, "-c", "from opc_core.jobs import worker_main; worker_main()", run_id]
-            try:  # the worker's stdout/stderr (tracebacks, fault dumps, library warnings) go to <run>/worker.log
-                with open(self.store.artifact_dir(run_id) / WORKER_LOG, "ab") as out:
-                    proc = subprocess.Popen(
-                        [*cmd, str(self.store.home)],
-                        stdin=subprocess.PIPE,
-                        stdout=out,
-                        stderr=subprocess.STDOUT,
-                        env=_worker_env(),
-                    )
-            except OSError as exc:
-                self.store.set_status(run_id, "failed", error=f"could not start a worker: {_error_text(exc)}")
-                continue
+            proc = self._hand_to_spare(run_id)
+            if proc is None:
+                cmd = [sys.executable, "-c", "from opc_core.jobs import worker_main; worker_main()", run_id]
+                try:  # the worker's stdout/stderr (tracebacks, fault dumps, library warnings) go to <run>/worker.log
+                    proc = self._popen([*cmd, str(self.store.home)], self.store.artifact_dir(run_id) / WORKER_LOG)
+                except OSError as exc:
+                    self.store.set_status(run_id, "failed", error=f"could not start a worker: {_error_text(exc)}")
+                    continue
             self.store.set_status(run_id, "running", pid=proc.pid)
             self._workers[run_id] = proc
             log.info("run %s started in worker pid %d", run_id, proc.pid)
+
+    @staticmethod
+    def _popen(cmd: list[str], log_path: Path) -> subprocess.Popen:
+        with open(log_path, "ab") as out:
+            return subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=out, stderr=subprocess.STDOUT, env=_worker_env())
+
+    def _ensure_spare(self) -> None:
+        """Keep one warm worker started (called by the dispatcher while no job runs)."""
+        if self._spare is not None:
+            if self._spare.poll() is None:
+                return
+            self.warm_failures += 1
+            log.warning("warm worker %d exited with code %s without a run", self._spare.pid, self._spare.returncode)
+            _close_stdin(self._spare)
+            self._spare = None
+        if self.warm_failures >= WARM_MAX_FAILURES:
+            return
+        cmd = [sys.executable, "-c", "from opc_core.jobs import warm_worker_main; warm_worker_main()"]
+        try:
+            self._spare = self._popen([*cmd, str(self.store.home)], self.store.home / WARM_LOG)
+        except OSError:
+            self.warm_failures += 1
+            log.exception("could not start a warm worker")
+
+    def _hand_to_spare(self, run_id: str) -> subprocess.Popen | None:
+        """Give the run to the warm worker; None when there is none (or it has died): start a cold one then."""
+        spare, self._spare = self._spare, None
+        if spare is None or spare.poll() is not None:
+            return None
+        try:
+            spare.stdin.write(f"run {run_id}\n".encode())
+            spare.stdin.flush()
+        except (OSError, ValueError):
+            _close_stdin(spare)
+            return None
+        return spare
 
     def _reap(self) -> None:
         for run_id, proc in list(self._workers.items()):
@@ -524,6 +657,8 @@ class JobManager:
             self._interrupt_queued("the server exited before the run started")
             for proc in self._workers.values():
                 proc.stdin.close()
+            if self._spare is not None:
+                _close_stdin(self._spare)
 
 
 _MANAGERS: weakref.WeakSet[JobManager] = weakref.WeakSet()

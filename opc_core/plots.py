@@ -34,6 +34,20 @@ def loss_curves(steps: Sequence[Mapping], title: str = "Loss terms") -> go.Figur
     return _layout(fig, title, xaxis_title="step", yaxis_title="value")
 
 
+def split_bars(labels_forget: np.ndarray, labels_retain: np.ndarray, class_names: Sequence[str],
+               title: str = "Training images to forget and to keep, per class") -> go.Figure:
+    """Stacked bars of a split: per class, how many training images are in the forget set and in the retain set."""
+    k = len(class_names)
+    forget = np.bincount(np.asarray(labels_forget, dtype=np.int64), minlength=k)
+    retain = np.bincount(np.asarray(labels_retain, dtype=np.int64), minlength=k)
+    names = [f"{c} · {n}" for c, n in enumerate(class_names)]
+    fig = go.Figure([
+        go.Bar(x=names, y=forget.tolist(), name=f"forget set D_f ({forget.sum():,})", marker_color=FORGET_COLOR),
+        go.Bar(x=names, y=retain.tolist(), name=f"retain set D_r ({retain.sum():,})", marker_color=RETAIN_COLOR),
+    ])
+    return _layout(fig, title, height=300, barmode="stack", yaxis_title="training images")
+
+
 def eval_curves(steps: Sequence[Mapping], title: str = "Forgetting and retention during the run") -> go.Figure:
     """Periodic UA and RA (percent) over the steps, from records carrying ``evals``."""
     fig = go.Figure()

@@ -7,6 +7,7 @@ import dataclasses
 import streamlit as st
 
 from opc_core import plots, ui_text
+from opc_core.data import make_split
 from opc_core.methods import UnlearnConfig, get_method, list_methods, make_config
 from pages import _shared as ui
 
@@ -48,6 +49,11 @@ else:
 split_seed = st.number_input(
     "Split seed", 0, 10**6, 0, help="Seeds the random forget draw and the test halves", key="ul_seed"
 )
+if forget_ratio is not None or (forget_classes and len(forget_classes) < data.num_classes):
+    split = make_split(data, forget_classes=forget_classes, forget_ratio=forget_ratio, seed=int(split_seed))
+    y = data.train_y.cpu()
+    st.plotly_chart(plots.split_bars(y[split.forget_idx].numpy(), y[split.retain_idx].numpy(), data.classes),
+                    key="ul_split")
 
 st.subheader("2 · Method and settings")
 names = list_methods()
@@ -133,7 +139,10 @@ def live(rid: str) -> None:
     st.subheader(f"Run {rid}")
     ui.job_panel(rid, "ul")
     job = ui.owner(run).id  # a benchmark streams its runs' steps into its own record
-    curves(job, steps_of(job))
+    steps = steps_of(job)
+    curves(job, steps)
+    if not steps:
+        ui.poll_soon(run)
 
 
 run = ui.store().get(run_id)

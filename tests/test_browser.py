@@ -21,6 +21,7 @@ from bench_dashboard import (  # noqa: E402
     CHROMIUM,
     ERRORS,
     HOME_HEADING,
+    LOSS_CHART,
     DashboardServer,
     goto_page,
     launch_chromium,
@@ -105,7 +106,7 @@ def test_dashboard_end_to_end(browser_page):
     set_number(page, "epochs", EPOCHS)
     page.wait_for_timeout(800)
     page.get_by_role("button", name="Launch").click()
-    page.locator(".js-plotly-plot").first.wait_for(timeout=90_000)  # the first loss point
+    page.locator(LOSS_CHART).first.wait_for(timeout=90_000)  # the first loss point
     seen, deadline = [], time.monotonic() + 240
     while time.monotonic() < deadline and page.locator('[data-testid="stMetric"]').count() == 0:
         step = progress_step(page)

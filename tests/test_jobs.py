@@ -15,7 +15,16 @@ from pathlib import Path
 
 import pytest
 
-from opc_core.jobs import JobManager, _exit_text, _PipeStop, execute, list_tasks, register_task
+from opc_core.jobs import (
+    WARM_MAX_FAILURES,
+    JobManager,
+    _exit_text,
+    _PipeStop,
+    _read_line,
+    execute,
+    list_tasks,
+    register_task,
+)
 from opc_core.runs import RunStore
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -174,3 +183,69 @@ def test_restart_recovery_marks_dead_runs_interrupted(store):
         assert m.queued() == [] and m.running() == []
     finally:
         m.shutdown(wait=True)
+
+
+@pytest.fixture
+def warm_manager(store, monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT))
+    m = JobManager(store, warm=True)
+    yield m
+    m.shutdown(wait=True, cancel_running=True)
+
+
+def test_warm_worker_takes_the_next_job_and_is_replaced(warm_manager, store):
+    spare = _until(warm_manager.spare_pid, what="a warm worker")
+    crash_id = warm_manager.submit("t_crash", {})
+    run = warm_manager.wait(crash_id, TIMEOUT)
+    assert run.pid == spare and run.status == "failed"
+    assert "code 3" in run.error and "about to crash" in run.error  # its output went to the run's worker.log
+    second = _until(warm_manager.spare_pid, what="a new warm worker")  # started again once nothing runs
+    assert second != spare
+    run = warm_manager.wait(warm_manager.submit("t_quick", {"echo": "warm"}), TIMEOUT)
+    assert run.status == "done" and run.pid == second and run.metrics["echo"] == "warm"
+    assert warm_manager.warm_failures == 0  # both spares died with a run, not before
+
+
+def test_warm_worker_cancel_and_shutdown(warm_manager, store):
+    spare = _until(warm_manager.spare_pid, what="a warm worker")
+    run_id = warm_manager.submit("t_sleep", {"n": 2000, "dt": 0.01})
+    _until(lambda: store.get(run_id).progress.get("step", 0) >= 3, what="steps")
+    warm_manager.cancel(run_id)
+    run = warm_manager.wait(run_id, TIMEOUT)
+    assert run.pid == spare and run.status == "cancelled" and run.progress["step"] < 2000
+    nxt = _until(warm_manager.spare_pid, what="a new warm worker")
+    proc = warm_manager._spare
+    warm_manager.shutdown(wait=True)
+    assert proc.pid == nxt and proc.returncode == 0  # end-of-file on its pipe: it exits without a run
+
+
+def test_warm_workers_that_keep_dying_are_given_up(warm_manager, store):
+    for _ in range(WARM_MAX_FAILURES):
+        pid = _until(warm_manager.spare_pid, what="a warm worker")
+        os.kill(pid, 9)
+        _until(
+            lambda p=pid: warm_manager.spare_pid() not in (None, p) or warm_manager.warm_failures >= 3, what="restart"
+        )
+    _until(lambda: warm_manager.warm_failures == WARM_MAX_FAILURES, what="the failure count")
+    time.sleep(1.5)  # an idle dispatcher tick or more
+    assert warm_manager.spare_pid() is None
+    run = warm_manager.wait(warm_manager.submit("t_quick", {}), TIMEOUT)  # cold workers still run jobs
+    assert run.status == "done"
+
+
+def test_read_line_and_stop_already_read():
+    r_fd, w_fd = os.pipe()
+    os.write(w_fd, b"run 20261125-000000-abcdef\nst")
+    os.write(w_fd, b"op\n")
+    line, rest = _read_line(r_fd)
+    assert line == b"run 20261125-000000-abcdef"
+    stop = _PipeStop(r_fd, rest)  # "st" was read with the line, "op" comes through the pipe
+    assert _until(stop.is_set, 5, "stop") and stop.reason is None
+    os.close(w_fd)
+    r2, w2 = os.pipe()
+    os.close(w2)
+    assert _read_line(r2) == (b"", b"")  # end-of-file before a run id
+    os.close(r2)
+    r3, w3 = os.pipe()
+    assert _PipeStop(r3, b"stop\n").is_set()  # "stop" came with the run id itself
+    os.close(w3)

@@ -6,12 +6,14 @@ Each test gets its own OPC_LAB_HOME (run store, local zoo), set before any page 
 
 from __future__ import annotations
 
+import json
 import re
 import sys
 import time
 from pathlib import Path
 
 import pytest
+import torch
 from streamlit.testing.v1 import AppTest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -35,6 +37,8 @@ def home(tmp_path, monkeypatch):
     monkeypatch.setenv("OPC_LAB_DEVICE", "cpu")
     # spawned job workers inherit it: OpenMP threads that sleep instead of spinning are ~10x faster on a shared CPU
     monkeypatch.setenv("OMP_WAIT_POLICY", "PASSIVE")
+    # one job manager per test home: no warm worker each (tests/test_jobs.py and the browser test cover that path)
+    monkeypatch.setenv("OPC_LAB_WARM_WORKER", "0")
     return tmp_path / "home"
 
 
@@ -103,6 +107,21 @@ def test_navigation_reaches_every_page(home):
         at.switch_page(path).run()
         assert_clean(at)
         assert at.title, path
+
+
+def test_unlearn_page_charts_the_split_it_will_use(home, digits):
+    at = page("pages/unlearn.py", digits_choice())
+    at.multiselect(key="ul_classes").set_value([0, 1]).run()
+    assert_clean(at)
+    fig = json.loads(at.get("plotly_chart")[0].proto.spec)
+    forget, retain = ([int(v) for v in trace["y"]] for trace in fig["data"])
+    counts = torch.bincount(digits.train_y, minlength=10).tolist()
+    assert forget == counts[:2] + [0] * 8 and retain == [0, 0] + counts[2:]
+    at.radio(key="ul_mode").set_value("a random fraction").run()
+    at.slider(key="ul_ratio").set_value(0.2).run()
+    fig = json.loads(at.get("plotly_chart")[0].proto.spec)
+    forget = [int(v) for v in fig["data"][0]["y"]]
+    assert sum(forget) == round(0.2 * len(digits.train_y)) and sum(v > 0 for v in forget) >= 8
 
 
 def test_unlearn_job_from_widgets_then_every_page_shows_it(home):
