@@ -63,16 +63,59 @@ def _datasets(args: argparse.Namespace) -> None:
 def _zoo_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dataset")
     p.add_argument("--model")
+    p.add_argument("--install", metavar="NAME.safetensors",
+                   help="validate this checkpoint (its NAME.json sidecar beside it) against --dataset and copy it into "
+                        "the local zoo, as the Model page's upload does")
 
 
-@command("zoo", "List the pretrained checkpoints (shipped and local)", _zoo_args)
+@command("zoo", "List the pretrained checkpoints (shipped and local); --install adds one", _zoo_args)
 def _zoo(args: argparse.Namespace) -> None:
-    from opc_core.zoo import list_checkpoints
+    from pathlib import Path
 
+    from opc_core.zoo import install_checkpoint, list_checkpoints
+
+    if args.install:
+        if not args.dataset:
+            raise ValueError("--install needs --dataset: the checkpoint is validated against that dataset")
+        weights = Path(args.install)
+        sidecar = weights.with_suffix(".json")
+        for f in (weights, sidecar):
+            if not f.is_file():
+                raise FileNotFoundError(f"{f} not found: --install needs NAME.safetensors and NAME.json side by side")
+        name = install_checkpoint([(f.name, f.read_bytes()) for f in (weights, sidecar)], args.dataset)
+        logging.getLogger("opc_core.zoo").info("installed %s into the local zoo", name)
     rows = [e.to_dict() for e in list_checkpoints(args.dataset, args.model)]
     for r in rows:
         r.pop("recipe")
     emit(args, rows, lambda r: _table(r, ["name", "dataset", "model", "test_accuracy", "shipped"]))
+
+
+# --- report -------------------------------------------------------------------------------------------------------
+def _report_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", required=True, help="folder for report.html, runs.csv and runs.json")
+    p.add_argument("--runs", help="comma-separated run ids (default: every finished unlearn run)")
+    p.add_argument("--dataset", help="only runs on this dataset")
+    p.add_argument("--method", help="only runs of this method")
+    p.add_argument("--title", help="the report's title")
+
+
+@command("report", "Export unlearn runs: a self-contained HTML report, a CSV table and the JSON records",
+         _report_args)
+def _report(args: argparse.Namespace) -> dict:
+    from opc_core.report import run_params, write_report
+    from opc_core.runs import RunStore
+
+    store = RunStore()
+    if args.runs:
+        runs = [store.get(i.strip()) for i in args.runs.split(",") if i.strip()]
+    else:
+        runs = [r for r in store.list(kind="unlearn", oldest_first=True) if r.done]
+    for key in ("dataset", "method"):
+        if getattr(args, key):
+            runs = [r for r in runs if run_params(r).get(key) == getattr(args, key)]
+    out = {"runs": [r.id for r in runs], **write_report(runs, args.out, args.title)}
+    emit(args, out, lambda o: f"{len(o['runs'])} run(s) -> {o['html']}, {o['csv']}, {o['json']}")
+    return out
 
 
 # --- train ----------------------------------------------------------------------------------------------------------

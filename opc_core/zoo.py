@@ -12,7 +12,7 @@ import os
 import platform
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -39,6 +39,7 @@ from opc_core.training import (
 
 log = logging.getLogger(__name__)
 FORMAT = "opc-lab-checkpoint/1"
+MAX_UPLOAD_BYTES = 200 * 2**20  # install_checkpoint refuses larger pairs
 
 
 class CheckpointError(ValueError):
@@ -270,3 +271,57 @@ def load_for(dataset: str, arch: str, checkpoint: str | Path | None = None, *, d
         raise CheckpointError(f"checkpoint expects {model.image_size}px images, {dataset} has {data.image_size}px")
     return data, model, meta
 
+
+def install_checkpoint(files: Sequence[tuple[str, bytes]], dataset_name: str, data: ImageData | None = None) -> str:
+    """Validate a checkpoint given as file contents (a ``.safetensors`` and its ``.json`` sidecar, e.g. an upload)
+    and copy it into the local zoo.
+
+    The pair is written to a temporary folder and loaded with :func:`load_checkpoint` (never unpickled) against the
+    dataset's class count, channels and image size; only a checkpoint that loads is copied. ``data``: the dataset
+    if already loaded. Returns the checkpoint's name.
+
+    Raises:
+        ValueError: anything else, with a message saying what is wrong (CheckpointError is a ValueError).
+    """
+    import re
+    import shutil
+
+    by_ext: dict[str, list[tuple[str, bytes]]] = {}
+    for name, content in files:
+        by_ext.setdefault(Path(name).suffix.lower(), []).append((Path(name).name, content))
+    odd = sorted(set(by_ext) - {".safetensors", ".json"})
+    if odd or len(by_ext.get(".safetensors", [])) != 1 or len(by_ext.get(".json", [])) != 1:
+        raise ValueError(
+            "upload exactly two files: the weights NAME.safetensors and the sidecar NAME.json"
+            + (f" (got unexpected {', '.join(odd)})" if odd else "")
+        )
+    (w_name, w_bytes), (j_name, j_bytes) = by_ext[".safetensors"][0], by_ext[".json"][0]
+    stem = Path(w_name).stem
+    if Path(j_name).stem != stem:
+        raise ValueError(f"the two files must share one name: {w_name} and {j_name} differ")
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}", stem):
+        raise ValueError(f"checkpoint name {stem!r} may hold only letters, digits, '_', '-' and '.'")
+    if len(w_bytes) + len(j_bytes) > MAX_UPLOAD_BYTES:
+        raise ValueError(f"checkpoint too large (limit {MAX_UPLOAD_BYTES // 2**20} MiB)")
+    data = data if data is not None else load_dataset(dataset_name, device="cpu")
+    with tempfile.TemporaryDirectory(prefix="opc-upload-") as tmp:
+        for name, content in ((w_name, w_bytes), (j_name, j_bytes)):
+            (Path(tmp) / name).write_bytes(content)
+        model, meta = load_checkpoint(
+            Path(tmp) / w_name, device="cpu", expect_num_classes=data.num_classes, expect_in_channels=data.in_channels
+        )
+        if model.image_size != data.image_size:
+            raise ValueError(
+                f"the checkpoint expects {model.image_size}px images; {dataset_name} has {data.image_size}px"
+            )
+        if meta.get("dataset") not in (None, dataset_name):
+            raise ValueError(f"the checkpoint was trained on {meta['dataset']!r}, not {dataset_name!r}")
+        if meta.get("dataset") is None:  # record which dataset it was validated against, so the zoo lists it there
+            side = json.loads(j_bytes)
+            (Path(tmp) / j_name).write_text(json.dumps({**side, "dataset": dataset_name}, indent=2))
+        dest = paths.local_zoo()
+        if (dest / w_name).exists() or (paths.SHIPPED_ZOO / w_name).exists():
+            raise ValueError(f"a checkpoint named {stem!r} is already in the zoo; rename the files")
+        for name in (j_name, w_name):  # sidecar first: the zoo lists a checkpoint only once its weights exist
+            shutil.copyfile(Path(tmp) / name, dest / name)
+    return stem

@@ -18,6 +18,7 @@ import streamlit as st
 from streamlit.errors import StreamlitAPIException
 
 from opc_core import paths, ui_text
+from opc_core.report import run_label, run_params  # noqa: F401  (the pages use them as ui.run_label/params)
 
 MODEL_PAGE, UNLEARN_PAGE = "pages/model.py", "pages/unlearn.py"
 FEATURES_PAGE, RECOVERY_PAGE = "pages/feature_space.py", "pages/recovery.py"
@@ -126,25 +127,6 @@ def current_model() -> dict[str, Any]:
 
 
 # --- runs ------------------------------------------------------------------------------------------------------------
-def run_params(run) -> dict[str, Any]:
-    """What a run was asked to do: the job's params (dashboard/CLI runs alike) overlaid by its stored metrics."""
-    params = dict(run.config.get("params", run.config))
-    for key in ("forget_classes", "forget_ratio"):  # a benchmark's runs keep them in their split only
-        if params.get(key) is None and run.split and run.split.get(key) is not None:
-            params[key] = run.split[key]
-    for key in ("method", "dataset", "model", "forget_classes", "forget_ratio", "seed"):
-        if run.metrics.get(key) is not None:
-            params[key] = run.metrics[key]
-    return params
-
-
-def run_label(run) -> str:
-    p = run_params(run)
-    what = f"classes {p['forget_classes']}" if p.get("forget_classes") else f"{p.get('forget_ratio') or 0:.0%} random"
-    name = p.get("method") or p.get("attack") or run.kind
-    return f"{name} · {p.get('dataset', '?')} · {what} · {run.id}"
-
-
 def link(page: str, label: str, icon: str | None = None) -> None:
     """A link to another page; a plain hint when the page runs on its own (no navigation registered)."""
     try:
@@ -330,113 +312,3 @@ def metric_cards(metrics: dict, keys: Sequence[str], original: dict | None = Non
 def explain_caption(keys: Sequence[str]) -> None:
     """A compact legend: label, explanation and good direction of each metric."""
     st.caption("  \n".join(f"**{ui_text.label(k)}**: {ui_text.explain(k)}" for k in keys))
-
-
-# --- checkpoint upload -----------------------------------------------------------------------------------------------
-MAX_UPLOAD_BYTES = 200 * 2**20
-
-
-def install_upload(files: Sequence[tuple[str, bytes]], dataset_name: str) -> str:
-    """Validate an uploaded checkpoint (a ``.safetensors`` and its ``.json`` sidecar) and copy it into the local zoo.
-
-    The pair is written to a temporary folder and loaded with ``load_checkpoint`` against the dataset's class count,
-    channels and image size; only a checkpoint that loads is copied. Returns its name.
-
-    Raises:
-        ValueError: anything else, with a message saying what is wrong (CheckpointError is a ValueError).
-    """
-    import json
-    import re
-    import shutil
-    import tempfile
-    from pathlib import Path
-
-    from opc_core.zoo import load_checkpoint
-
-    by_ext: dict[str, list[tuple[str, bytes]]] = {}
-    for name, content in files:
-        by_ext.setdefault(Path(name).suffix.lower(), []).append((Path(name).name, content))
-    odd = sorted(set(by_ext) - {".safetensors", ".json"})
-    if odd or len(by_ext.get(".safetensors", [])) != 1 or len(by_ext.get(".json", [])) != 1:
-        raise ValueError(
-            "upload exactly two files: the weights NAME.safetensors and the sidecar NAME.json"
-            + (f" (got unexpected {', '.join(odd)})" if odd else "")
-        )
-    (w_name, w_bytes), (j_name, j_bytes) = by_ext[".safetensors"][0], by_ext[".json"][0]
-    stem = Path(w_name).stem
-    if Path(j_name).stem != stem:
-        raise ValueError(f"the two files must share one name: {w_name} and {j_name} differ")
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}", stem):
-        raise ValueError(f"checkpoint name {stem!r} may hold only letters, digits, '_', '-' and '.'")
-    if len(w_bytes) + len(j_bytes) > MAX_UPLOAD_BYTES:
-        raise ValueError(f"checkpoint too large (limit {MAX_UPLOAD_BYTES // 2**20} MiB)")
-    data = dataset(dataset_name)
-    with tempfile.TemporaryDirectory(prefix="opc-upload-") as tmp:
-        for name, content in ((w_name, w_bytes), (j_name, j_bytes)):
-            (Path(tmp) / name).write_bytes(content)
-        model, meta = load_checkpoint(
-            Path(tmp) / w_name, device="cpu", expect_num_classes=data.num_classes, expect_in_channels=data.in_channels
-        )
-        if model.image_size != data.image_size:
-            raise ValueError(
-                f"the checkpoint expects {model.image_size}px images; {dataset_name} has {data.image_size}px"
-            )
-        if meta.get("dataset") not in (None, dataset_name):
-            raise ValueError(f"the checkpoint was trained on {meta['dataset']!r}, not {dataset_name!r}")
-        if meta.get("dataset") is None:  # record which dataset it was validated against, so the zoo lists it there
-            side = json.loads(j_bytes)
-            (Path(tmp) / j_name).write_text(json.dumps({**side, "dataset": dataset_name}, indent=2))
-        dest = paths.local_zoo()
-        if (dest / w_name).exists() or (paths.SHIPPED_ZOO / w_name).exists():
-            raise ValueError(f"a checkpoint named {stem!r} is already in the zoo; rename the files")
-        for name in (j_name, w_name):  # sidecar first: the zoo lists a checkpoint only once its weights exist
-            shutil.copyfile(Path(tmp) / name, dest / name)
-    return stem
-
-
-# --- tables and the report -------------------------------------------------------------------------------------------
-def run_row(run) -> dict[str, Any]:
-    """One flat table row of an unlearn run: what it was and its headline numbers."""
-    p, m = run_params(run), run.metrics
-    rec = m.get("recovery") or {}
-    inv = m.get("inversion") or {}
-    rep = m.get("representation") or {}
-    forget = p.get("forget_classes") or (f"{p['forget_ratio']:.0%} random" if p.get("forget_ratio") else None)
-    return {
-        "run": run.id,
-        "status": run.status,
-        "method": p.get("method"),
-        "dataset": p.get("dataset"),
-        "model": p.get("model"),
-        "forget": str(forget),
-        "UA": m.get("ua"),
-        "RA": m.get("ra"),
-        "TA": m.get("ta"),
-        "MIA": m.get("mia"),
-        **{f"UA after {a}": (rec.get(a) or {}).get("recovered_ua") for a in rec},
-        "contraction radius": rep.get("contraction_radius"),
-        "PSNR unlearned": (inv.get("unlearned") or {}).get("psnr"),
-        "PSNR original": (inv.get("original") or {}).get("psnr"),
-        "seconds": m.get("seconds"),
-    }
-
-
-def report_html(title: str, table, figures: Sequence, notes: Sequence[str] = ()) -> str:
-    """A self-contained HTML report: the table, the plotly figures (plotly.js inlined once: no network needed)."""
-    import html
-
-    charts = [fig.to_html(full_html=False, include_plotlyjs=(i == 0)) for i, fig in enumerate(figures)]
-    legend = "".join(
-        f"<li><b>{html.escape(ui_text.label(k))}</b>: {html.escape(ui_text.explain(k))}</li>"
-        for k in ("ua", "ra", "ta", "mia", "recovered_ua_fm", "contraction_radius", "psnr")
-    )
-    return (
-        "<!doctype html><html><head><meta charset='utf-8'><title>" + html.escape(title) + "</title>"
-        "<style>body{font-family:sans-serif;margin:2em;max-width:1200px}table{border-collapse:collapse;"
-        "font-size:13px}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}</style></head><body>"
-        f"<h1>{html.escape(title)}</h1>"
-        + "".join(f"<p>{html.escape(n)}</p>" for n in notes)
-        + table.to_html(index=False, na_rep="—", float_format=lambda v: f"{v:.2f}")
-        + "".join(charts)
-        + f"<h2>What the numbers mean</h2><ul>{legend}</ul></body></html>"
-    )

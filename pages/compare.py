@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import time
 
 import pandas as pd
 import streamlit as st
 
-from opc_core import plots, ui_text
+from opc_core import report, ui_text
 from pages import _shared as ui
 
 st.title("Compare")
@@ -41,7 +40,7 @@ if not runs:
         "shallow-vs-deep preset on the home page."
     )
     st.stop()
-df = pd.DataFrame([ui.run_row(r) for r in runs])
+df = pd.DataFrame([report.run_row(r) for r in runs])
 cols = st.columns(3)
 filters = {
     c: cols[i].multiselect(c.capitalize(), sorted(df[c].dropna().unique()), key=f"cmp_{c}")
@@ -64,27 +63,8 @@ if sel.empty:
     st.stop()
 
 chosen = {r.id: r for r in runs if r.id in set(sel["run"])}
-rows = [
-    {
-        "method": f"{ui.run_params(r).get('method')} ({r.id[-6:]})",
-        **r.metrics,
-        "recovered_ua": {a: v.get("recovered_ua") for a, v in (r.metrics.get("recovery") or {}).items()},
-    }
-    for r in chosen.values()
-    if r.done
-]
-figures = []
-if rows:
-    figures.append(
-        plots.metric_bars(
-            rows,
-            ["ua", "ra", "ta", "mia"],
-            {k: ui_text.label(k) for k in ("ua", "ra", "ta", "mia")},
-            "Forgetting (UA, MIA) and retention (RA, TA)",
-        )
-    )
-    if any(r["recovered_ua"] for r in rows):
-        figures.append(plots.recovery_bars([r for r in rows if r["recovered_ua"]]))
+rows = report.chart_rows(chosen.values())
+figures = report.figures(rows)
 for i, fig in enumerate(figures):
     st.plotly_chart(fig, key=f"cmp_fig_{i}")
 if rows and not any(r["recovered_ua"] for r in rows):
@@ -95,23 +75,12 @@ wide_index = {"_index": st.column_config.TextColumn(width="medium")}
 st.dataframe(side, key="cmp_side", height=35 * (len(side) + 1) + 3, column_config=wide_index)
 
 st.subheader("Export")
-title = f"OPC Lab report — {len(sel)} run(s), {time.strftime('%Y-%m-%d %H:%M')}"
-records = [
-    {
-        "id": r.id,
-        "status": r.status,
-        "config": r.config,
-        "split_summary": {k: r.split.get(k) for k in ("mode", "forget_classes", "forget_ratio", "seed")}
-        if r.split
-        else None,
-        "metrics": r.metrics,
-    }
-    for r in chosen.values()
-]
+title = report.default_title(len(sel))
+records = report.records(chosen.values())
 c1, c2, c3 = st.columns(3)
 c1.download_button(
     "HTML report",
-    lambda: ui.report_html(title, sel, figures),
+    lambda: report.report_html(title, sel, figures),
     file_name="opc_lab_report.html",
     mime="text/html",
     key="cmp_html",

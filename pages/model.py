@@ -7,7 +7,7 @@ import streamlit as st
 
 from opc_core.data import list_datasets
 from opc_core.models import MODELS
-from opc_core.zoo import list_checkpoints
+from opc_core.zoo import install_checkpoint, list_checkpoints
 from pages import _shared as ui
 
 st.title("Model")
@@ -120,7 +120,7 @@ files = st.file_uploader(
 )
 if files and st.button("Validate and add", key="model_upload_go"):
     try:
-        name = ui.install_upload([(f.name, f.getvalue()) for f in files], ds)
+        name = install_checkpoint([(f.name, f.getvalue()) for f in files], ds, data=ui.dataset(ds))
     except ValueError as exc:
         st.error(f"Refused: {exc}")
     else:

@@ -78,6 +78,93 @@ def test_unknown_model_lists_valid_names():
     assert out.returncode == 2 and "cnn_small" in out.stderr
 
 
-@pytest.mark.parametrize("cmd", ["datasets", "zoo", "train", "methods", "unlearn", "attack", "bench"])
+def test_zoo_install_validates_then_lists_the_checkpoint(tmp_path):
+    run_cli(
+        "train",
+        "--dataset",
+        "digits",
+        "--model",
+        "cnn_small",
+        "--epochs",
+        "1",
+        "--out",
+        str(tmp_path / "mine"),
+        home=tmp_path / "home",
+    )
+    rows = json.loads(
+        run_cli(
+            "zoo",
+            "--install",
+            str(tmp_path / "mine.safetensors"),
+            "--dataset",
+            "digits",
+            "--json",
+            home=tmp_path / "home",
+        ).stdout
+    )
+    mine = [r for r in rows if r["name"] == "mine"]
+    assert len(mine) == 1 and not mine[0]["shipped"] and mine[0]["dataset"] == "digits"
+    again = run_cli(
+        "zoo",
+        "--install",
+        str(tmp_path / "mine.safetensors"),
+        "--dataset",
+        "digits",
+        home=tmp_path / "home",
+        check=False,
+    )
+    assert again.returncode == 2 and "already in the zoo" in again.stderr
+    wrong = run_cli(
+        "zoo",
+        "--install",
+        str(tmp_path / "mine.safetensors"),
+        "--dataset",
+        "fashion_mnist_small",
+        home=tmp_path / "other",
+        check=False,
+    )  # 8x8 digits weights on 28x28 images: refused
+    assert wrong.returncode == 2 and "expects 8px images" in wrong.stderr
+    assert not any(r["name"] == "mine" for r in json.loads(run_cli("zoo", "--json", home=tmp_path / "other").stdout))
+
+
+def test_report_exports_html_csv_json_of_finished_runs(tmp_path):
+    home = tmp_path / "home"
+    runs = [
+        json.loads(
+            run_cli(
+                "unlearn",
+                "--dataset",
+                "digits",
+                "--model",
+                "cnn_small",
+                "--method",
+                method,
+                "--forget-classes",
+                "0,1",
+                "--set",
+                "max_steps=8",
+                "--no-mia",
+                "--json",
+                home=home,
+            ).stdout
+        )
+        for method in ("opc", "ft")
+    ]
+    out = json.loads(run_cli("report", "--out", str(tmp_path / "rep"), "--json", home=home).stdout)
+    assert out["runs"] == [r["run_id"] for r in runs]
+    html = (tmp_path / "rep" / "report.html").read_text()
+    assert html.startswith("<!doctype html>") and all(r["run_id"] in html for r in runs)
+    assert html.count("Plotly.newPlot") == 1  # the UA/RA/TA/MIA bars (no recovery results yet)
+    csv_lines = (tmp_path / "rep" / "runs.csv").read_text().splitlines()
+    assert csv_lines[0].startswith("run,status,method,dataset") and len(csv_lines) == 3
+    records = json.loads((tmp_path / "rep" / "runs.json").read_text())
+    assert [r["metrics"]["ua"] for r in records] == [r["ua"] for r in runs]
+    only_ft = json.loads(run_cli("report", "--out", str(tmp_path / "ft"), "--method", "ft", "--json", home=home).stdout)
+    assert only_ft["runs"] == [runs[1]["run_id"]]
+    missing = run_cli("report", "--out", str(tmp_path / "x"), "--runs", "no-such-run", home=home, check=False)
+    assert missing.returncode == 2 and "no-such-run" in missing.stderr
+
+
+@pytest.mark.parametrize("cmd", ["datasets", "zoo", "train", "methods", "unlearn", "attack", "bench", "report"])
 def test_help(cmd):
     assert "usage" in run_cli(cmd, "--help").stdout

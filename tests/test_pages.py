@@ -251,7 +251,7 @@ def test_report_is_self_contained_html():
     import pandas as pd
 
     from opc_core import plots
-    from pages import _shared as ui
+    from opc_core.report import report_html
 
     table = pd.DataFrame([{"run": "r1", "method": "opc", "UA": 99.5}, {"run": "r2", "method": "ft", "UA": 100.0}])
     fig = plots.recovery_bars(
@@ -260,7 +260,7 @@ def test_report_is_self_contained_html():
             {"method": "ft", "ua": 100.0, "recovered_ua": {"fm": 8.0}},
         ]
     )
-    html = ui.report_html("OPC Lab report", table, [fig, fig])
+    html = report_html("OPC Lab report", table, [fig, fig])
     assert html.startswith("<!doctype html>") and "OPC Lab report" in html and "<td>opc</td>" in html
     assert html.count("Plotly.newPlot") == 2  # both charts, plotly.js itself inlined once
     assert len(html) > 1_000_000  # plotly.js is in the file, not fetched

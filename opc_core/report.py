@@ -1,0 +1,149 @@
+"""Tables, charts and the exported report of stored unlearn runs: what the Compare page shows and exports, headless.
+
+``python -m opc_core report --out DIR`` writes the same three files the page offers: a self-contained HTML report
+(plotly.js inlined, no network needed to open it), a CSV of the table and the runs' full records as JSON.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from opc_core import ui_text
+from opc_core.runs import Run
+
+LEGEND_KEYS = ("ua", "ra", "ta", "mia", "recovered_ua_fm", "contraction_radius", "psnr")
+
+
+def run_params(run: Run) -> dict[str, Any]:
+    """What a run was asked to do: the job's params (dashboard/CLI runs alike) overlaid by its stored metrics."""
+    params = dict(run.config.get("params", run.config))
+    for key in ("forget_classes", "forget_ratio"):  # a benchmark's runs keep them in their split only
+        if params.get(key) is None and run.split and run.split.get(key) is not None:
+            params[key] = run.split[key]
+    for key in ("method", "dataset", "model", "forget_classes", "forget_ratio", "seed"):
+        if run.metrics.get(key) is not None:
+            params[key] = run.metrics[key]
+    return params
+
+
+def run_label(run: Run) -> str:
+    """One line naming a run: method (or attack) · dataset · what was forgotten · id."""
+    p = run_params(run)
+    what = f"classes {p['forget_classes']}" if p.get("forget_classes") else f"{p.get('forget_ratio') or 0:.0%} random"
+    name = p.get("method") or p.get("attack") or run.kind
+    return f"{name} · {p.get('dataset', '?')} · {what} · {run.id}"
+
+
+def run_row(run: Run) -> dict[str, Any]:
+    """One flat table row of an unlearn run: what it was and its headline numbers."""
+    p, m = run_params(run), run.metrics
+    rec = m.get("recovery") or {}
+    inv = m.get("inversion") or {}
+    rep = m.get("representation") or {}
+    forget = p.get("forget_classes") or (f"{p['forget_ratio']:.0%} random" if p.get("forget_ratio") else None)
+    return {
+        "run": run.id,
+        "status": run.status,
+        "method": p.get("method"),
+        "dataset": p.get("dataset"),
+        "model": p.get("model"),
+        "forget": str(forget),
+        "UA": m.get("ua"),
+        "RA": m.get("ra"),
+        "TA": m.get("ta"),
+        "MIA": m.get("mia"),
+        **{f"UA after {a}": (rec.get(a) or {}).get("recovered_ua") for a in rec},
+        "contraction radius": rep.get("contraction_radius"),
+        "PSNR unlearned": (inv.get("unlearned") or {}).get("psnr"),
+        "PSNR original": (inv.get("original") or {}).get("psnr"),
+        "seconds": m.get("seconds"),
+    }
+
+
+def chart_rows(runs: Iterable[Run]) -> list[dict[str, Any]]:
+    """The finished runs as rows for :func:`opc_core.plots.metric_bars` / ``recovery_bars`` (method + short id)."""
+    return [
+        {
+            "method": f"{run_params(r).get('method')} ({r.id[-6:]})",
+            **r.metrics,
+            "recovered_ua": {a: v.get("recovered_ua") for a, v in (r.metrics.get("recovery") or {}).items()},
+        }
+        for r in runs
+        if r.done
+    ]
+
+
+def figures(rows: Sequence[dict[str, Any]]) -> list:
+    """The comparison charts of :func:`chart_rows`: UA/RA/TA/MIA bars, and the recovery bars when any run has them."""
+    from opc_core import plots
+
+    if not rows:
+        return []
+    keys = ("ua", "ra", "ta", "mia")
+    labels = {k: ui_text.label(k) for k in keys}
+    out = [plots.metric_bars(rows, keys, labels, "Forgetting (UA, MIA) and retention (RA, TA)")]
+    attacked = [r for r in rows if r["recovered_ua"]]
+    if attacked:
+        out.append(plots.recovery_bars(attacked))
+    return out
+
+
+def records(runs: Iterable[Run]) -> list[dict[str, Any]]:
+    """The runs' full records (config, split summary, metrics) for the JSON export."""
+    return [
+        {
+            "id": r.id,
+            "status": r.status,
+            "config": r.config,
+            "split_summary": {k: r.split.get(k) for k in ("mode", "forget_classes", "forget_ratio", "seed")}
+            if r.split
+            else None,
+            "metrics": r.metrics,
+        }
+        for r in runs
+    ]
+
+
+def report_html(title: str, table, charts: Sequence, notes: Sequence[str] = ()) -> str:
+    """A self-contained HTML report: the table (a DataFrame), the plotly figures (plotly.js inlined once) and what
+    every number means."""
+    parts = [fig.to_html(full_html=False, include_plotlyjs=(i == 0)) for i, fig in enumerate(charts)]
+    legend = "".join(
+        f"<li><b>{html.escape(ui_text.label(k))}</b>: {html.escape(ui_text.explain(k))}</li>" for k in LEGEND_KEYS
+    )
+    return (
+        "<!doctype html><html><head><meta charset='utf-8'><title>" + html.escape(title) + "</title>"
+        "<style>body{font-family:sans-serif;margin:2em;max-width:1200px}table{border-collapse:collapse;"
+        "font-size:13px}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}</style></head><body>"
+        f"<h1>{html.escape(title)}</h1>"
+        + "".join(f"<p>{html.escape(n)}</p>" for n in notes)
+        + table.to_html(index=False, na_rep="—", float_format=lambda v: f"{v:.2f}")
+        + "".join(parts)
+        + f"<h2>What the numbers mean</h2><ul>{legend}</ul></body></html>"
+    )
+
+
+def default_title(n_runs: int) -> str:
+    return f"OPC Lab report — {n_runs} run(s), {time.strftime('%Y-%m-%d %H:%M')}"
+
+
+def write_report(runs: Sequence[Run], out: str | Path, title: str | None = None) -> dict[str, str]:
+    """Write report.html, runs.csv and runs.json of ``runs`` into folder ``out``; returns the three paths."""
+    import pandas as pd
+
+    if not runs:
+        raise ValueError("no runs to report: finish an unlearn run first (or check the --runs ids)")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    table = pd.DataFrame([run_row(r) for r in runs])
+    paths = {"html": out / "report.html", "csv": out / "runs.csv", "json": out / "runs.json"}
+    paths["html"].write_text(report_html(title or default_title(len(runs)), table, figures(chart_rows(runs))),
+                             encoding="utf-8")
+    table.to_csv(paths["csv"], index=False)
+    paths["json"].write_text(json.dumps(records(runs), indent=2, default=str), encoding="utf-8")
+    return {k: str(v) for k, v in paths.items()}
