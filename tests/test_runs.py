@@ -48,6 +48,17 @@ def test_create_get_list(store):
         store.get("nope")
 
 
+def test_list_gives_the_split_summary_and_get_the_whole_split(store):
+    split = {"mode": "class", "forget_idx": [1, 2], "retain_idx": [0, 3], "test_idx": [0, 1], "cal_idx": [1],
+             "forget_classes": [1], "forget_ratio": None, "seed": 4}
+    run = store.create("unlearn", {}, split=split)
+    store.create("unlearn", {})  # no split at all
+    assert store.get(run.id).split == split
+    listed = {r.id: r.split for r in store.list()}
+    assert listed[run.id] == {"mode": "class", "forget_classes": [1], "forget_ratio": None, "seed": 4}
+    assert sorted(listed.values(), key=bool)[0] is None
+
+
 def test_status_transitions_set_timestamps(store):
     run = store.create("train", {})
     t0 = time.time()
