@@ -31,11 +31,17 @@ def run_params(run: Run) -> dict[str, Any]:
     return params
 
 
+def method_label(run: Run) -> str | None:
+    """The method of an unlearn run as the benchmark names it: ``opc``, or a variant such as ``opc[layer=features]``."""
+    p = run_params(run)
+    return p.get("label") or p.get("method")
+
+
 def run_label(run: Run) -> str:
     """One line naming a run: method (or attack) · dataset · what was forgotten · id."""
     p = run_params(run)
     what = f"classes {p['forget_classes']}" if p.get("forget_classes") else f"{p.get('forget_ratio') or 0:.0%} random"
-    name = p.get("method") or p.get("attack") or run.kind
+    name = method_label(run) or p.get("attack") or run.kind
     return f"{name} · {p.get('dataset', '?')} · {what} · {run.id}"
 
 
@@ -49,7 +55,7 @@ def run_row(run: Run) -> dict[str, Any]:
     return {
         "run": run.id,
         "status": run.status,
-        "method": p.get("method"),
+        "method": method_label(run),
         "dataset": p.get("dataset"),
         "model": p.get("model"),
         "forget": str(forget),
@@ -69,8 +75,8 @@ def chart_rows(runs: Iterable[Run]) -> list[dict[str, Any]]:
     """The finished runs as rows for :func:`opc_core.plots.metric_bars` / ``recovery_bars`` (method + short id)."""
     return [
         {
-            "method": f"{run_params(r).get('method')} ({r.id[-6:]})",
             **r.metrics,
+            "method": f"{method_label(r)} ({r.id[-6:]})",  # after the metrics, whose "method" lacks variant and id
             "recovered_ua": {a: v.get("recovered_ua") for a, v in (r.metrics.get("recovery") or {}).items()},
         }
         for r in runs

@@ -18,7 +18,7 @@ import streamlit as st
 from streamlit.errors import StreamlitAPIException
 
 from opc_core import paths, ui_text
-from opc_core.report import run_label, run_params  # noqa: F401  (the pages use them as ui.run_label/params)
+from opc_core.report import method_label, run_label, run_params  # noqa: F401  (the pages use them as ui.*)
 
 MODEL_PAGE, UNLEARN_PAGE = "pages/model.py", "pages/unlearn.py"
 FEATURES_PAGE, RECOVERY_PAGE = "pages/feature_space.py", "pages/recovery.py"

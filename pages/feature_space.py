@@ -85,7 +85,7 @@ ev_o = left.plotly_chart(
 )
 ev_u = right.plotly_chart(
     plots.embedding_scatter(
-        emb["unlearned"], is_f, labels, data.classes, f"After {params.get('method')}", hover, ranges
+        emb["unlearned"], is_f, labels, data.classes, f"After {ui.method_label(run)}", hover, ranges
     ),
     on_select="rerun",
     selection_mode="points",
@@ -123,7 +123,7 @@ with cols[1]:
         hide_index=True,
     )
 with cols[2]:
-    st.caption(f"After {params.get('method')}")
+    st.caption(f"After {ui.method_label(run)}")
     st.dataframe(predictions(str(run.artifact_path("checkpoint")), x, data), hide_index=True)
 
 st.subheader("How deep does it go? Per block")

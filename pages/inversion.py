@@ -84,7 +84,7 @@ results = [a for a in results if a.artifact_path("inversion") and a.artifact_pat
 if not results:
     st.info("No reconstructions for these runs yet: press **Launch the inversion**.", icon=":material/info:")
     st.stop()
-names = {r.id: ui.run_params(r).get("method") for r in runs}
+names = {r.id: ui.method_label(r) for r in runs}
 for att in results:
     path = att.artifact_path("inversion")
     z = load_npz(str(path), path.stat().st_mtime)

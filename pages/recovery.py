@@ -76,10 +76,9 @@ if not done:
     st.stop()
 rows = []
 for r in done:
-    p = ui.run_params(r)
     rows.append(
         {
-            "method": f"{p.get('method')} ({r.id[-6:]})",
+            "method": f"{ui.method_label(r)} ({r.id[-6:]})",
             "ua": r.metrics.get("ua"),
             "recovered_ua": {a: v.get("recovered_ua") for a, v in r.metrics["recovery"].items()},
         }

@@ -275,7 +275,13 @@ def test_home_preset_submits_the_benchmark_and_opens_compare(home):
     assert_clean(at)
     assert at.title[0].value == "Compare"
     bench = RunStore().get(at.session_state["bench_run"])
-    assert bench.kind == "bench" and bench.config["params"]["methods"] == ["opc", "ft", "ga", "rl"]
+    assert bench.kind == "bench" and bench.config["params"]["methods"] == [
+        "opc",
+        "opc:layer=features",
+        "ft",
+        "ga",
+        "rl",
+    ]
     assert bench.config["params"]["forget_classes"] == [0, 1, 2]
     at.run()  # the compare page shows the job with a Cancel button while it is queued or running
     cancel = [b for b in at.button if b.key == f"cancel_cmp_{bench.id}"]
