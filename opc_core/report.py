@@ -72,14 +72,15 @@ def run_row(run: Run) -> dict[str, Any]:
 
 
 def chart_rows(runs: Iterable[Run]) -> list[dict[str, Any]]:
-    """The finished runs as rows for :func:`opc_core.plots.metric_bars` / ``recovery_bars`` (method + short id)."""
+    """The finished runs, oldest first, as rows for :func:`opc_core.plots.metric_bars` / ``recovery_bars``
+    (method label + short id)."""
     return [
         {
             **r.metrics,
             "method": f"{method_label(r)} ({r.id[-6:]})",  # after the metrics, whose "method" lacks variant and id
             "recovered_ua": {a: v.get("recovered_ua") for a, v in (r.metrics.get("recovery") or {}).items()},
         }
-        for r in runs
+        for r in sorted(runs, key=lambda r: r.created)
         if r.done
     ]
 

@@ -160,7 +160,12 @@ def run_picker(
     ids = [r.id for r in runs]
     by_id = {r.id: r for r in runs}
     if multi:
-        default = [default_id] if default_id in by_id else ids[: min(3, len(ids))]
+        if default_id in by_id:
+            default = [default_id]
+        elif runs[0].parent is not None:  # the newest run is a benchmark's: all of that benchmark, in its order
+            default = [r.id for r in reversed(runs) if r.parent == runs[0].parent]
+        else:
+            default = ids[: min(3, len(ids))]
         chosen = st.multiselect(label, ids, default=default, format_func=lambda i: run_label(by_id[i]), key=key)
         return [by_id[i] for i in chosen]
     index = ids.index(default_id) if default_id in by_id else 0

@@ -89,6 +89,9 @@ for att in results:
     path = att.artifact_path("inversion")
     z = load_npz(str(path), path.stat().st_mtime)
     keys = [k[len("rec__") :] for k in z if k.startswith("rec__")]
+    for k in keys:  # a job may have attacked more runs than are selected (e.g. a whole benchmark)
+        if k not in names and k != "original" and ui.store().exists(k):
+            names[k] = ui.method_label(ui.store().get(k))
     st.subheader(f"Attack run {att.id}")
     cols = st.columns(len(keys))
     for col, k in zip(cols, keys):

@@ -304,3 +304,26 @@ def test_training_a_base_model_as_a_job(home):
     local = home / "zoo" / "digits__cnn_small__s7.safetensors"
     assert local.exists()
     assert any(o.startswith("digits__cnn_small__s7 (local)") for o in at.radio(key="model_pick").options)
+
+
+def test_multi_run_pickers_default_to_the_newest_benchmark(home):
+    from opc_core.runs import RunStore
+
+    store = RunStore()
+    alone = store.create("unlearn", {"method": "ft", "dataset": "digits", "forget_classes": [0, 1]}, status="done")
+    bench = store.create("bench", {"methods": ["opc", "ft"]}, status="done")
+    kids = [
+        store.create(
+            "unlearn",
+            {"method": m, "label": label, "dataset": "digits", "forget_classes": [0, 1]},
+            parent=bench.id,
+            status="done",
+        )
+        for m, label in (("opc", "opc"), ("opc", "opc[layer=features]"), ("ft", "ft"))
+    ]
+    at = page("pages/recovery.py")
+    assert_clean(at)
+    picker = at.multiselect(key="rec_runs")
+    assert picker.value == [k.id for k in kids]
+    assert f"opc[layer=features] · digits · classes [0, 1] · {kids[1].id}" in picker.options
+    assert any(o.endswith(alone.id) for o in picker.options)
