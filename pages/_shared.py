@@ -168,7 +168,12 @@ def run_picker(
             default = ids[: min(3, len(ids))]
         chosen = st.multiselect(label, ids, default=default, format_func=lambda i: run_label(by_id[i]), key=key)
         return [by_id[i] for i in chosen]
-    index = ids.index(default_id) if default_id in by_id else 0
+    if default_id in by_id:
+        index = ids.index(default_id)
+    elif runs[0].parent is not None:  # the newest run is a benchmark's: open on its first method (OPC in the preset)
+        index = ids.index(next(r.id for r in reversed(runs) if r.parent == runs[0].parent))
+    else:
+        index = 0
     chosen = st.selectbox(label, ids, index=index, format_func=lambda i: run_label(by_id[i]), key=key)
     return by_id.get(chosen)
 

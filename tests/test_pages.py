@@ -327,3 +327,6 @@ def test_multi_run_pickers_default_to_the_newest_benchmark(home):
     assert picker.value == [k.id for k in kids]
     assert f"opc[layer=features] · digits · classes [0, 1] · {kids[1].id}" in picker.options
     assert any(o.endswith(alone.id) for o in picker.options)
+    fs = page("pages/feature_space.py")  # one run: the benchmark's first
+    assert_clean(fs)
+    assert fs.selectbox(key="fs_run").value == kids[0].id
