@@ -298,13 +298,28 @@ class _PipeStop(threading.Event):
             self.set()
 
 
+def _worker_setup(home: str) -> None:
+    """What every worker process does first, cold or warm."""
+    os.environ["OPC_LAB_HOME"] = home  # tasks that use opc_core.paths see the same home as the store
+    faulthandler.enable()  # a segfault / abort leaves a Python traceback in worker.log
+
+
+def _worker_run(run_id: str, home: str, fd: int, seen: bytes = b"") -> None:
+    """Execute the run with pipe ``fd`` (the worker's stdin) as its stop channel; ``seen``: bytes already read."""
+    logging.getLogger("opc_core").setLevel(logging.INFO)  # INFO records reach the run's log.txt
+    execute(run_id, home, _PipeStop(fd, seen))
+
+
+def _worker_cmd(entry: str) -> list[str]:
+    """The command line of a worker process whose entry point is ``opc_core.jobs.<entry>()``."""
+    return [sys.executable, "-c", f"from opc_core.jobs import {entry}; {entry}()"]
+
+
 def worker_main(argv: list[str] | None = None) -> None:
     """A worker process's entry: ``python -c "from opc_core.jobs import worker_main; worker_main()" RUN_ID HOME``."""
     run_id, home = (argv if argv is not None else sys.argv[1:])[:2]
-    os.environ["OPC_LAB_HOME"] = home  # tasks that use opc_core.paths see the same home as the store
-    faulthandler.enable()  # a segfault / abort leaves a Python traceback in worker.log
-    logging.getLogger("opc_core").setLevel(logging.INFO)  # INFO records reach the run's log.txt
-    execute(run_id, home, _PipeStop(sys.stdin.fileno()))
+    _worker_setup(home)
+    _worker_run(run_id, home, sys.stdin.fileno())
 
 
 def preload() -> None:
@@ -354,8 +369,7 @@ def warm_worker_main(argv: list[str] | None = None) -> None:
     run (output in the run's worker.log, ``stop`` on the same pipe). End-of-file before a run id: it just exits.
     """
     home = (argv if argv is not None else sys.argv[1:])[0]
-    os.environ["OPC_LAB_HOME"] = home
-    faulthandler.enable()
+    _worker_setup(home)
     try:
         preload()
     except Exception:  # a broken import then fails the run itself, with its error text in the run's record
@@ -366,8 +380,7 @@ def warm_worker_main(argv: list[str] | None = None) -> None:
         return
     run_id = line[4:].strip().decode()
     _redirect_output(RunStore(home).artifact_dir(run_id) / WORKER_LOG)
-    logging.getLogger("opc_core").setLevel(logging.INFO)
-    execute(run_id, home, _PipeStop(fd, rest))
+    _worker_run(run_id, home, fd, rest)
 
 
 def _worker_env() -> dict[str, str]:
@@ -379,12 +392,18 @@ def _worker_env() -> dict[str, str]:
     return {"OMP_WAIT_POLICY": "PASSIVE", **os.environ, "PYTHONPATH": os.pathsep.join(entries)}
 
 
-def _send_stop(proc: subprocess.Popen) -> None:
+def _send(proc: subprocess.Popen, line: str) -> bool:
+    """Write one line to a worker's stdin pipe; False when it has exited (broken pipe) or the pipe is closed."""
     try:
-        proc.stdin.write(b"stop\n")
+        proc.stdin.write(f"{line}\n".encode())
         proc.stdin.flush()
-    except (OSError, ValueError):  # already exited (broken pipe) or pipe closed
-        pass
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+def _send_stop(proc: subprocess.Popen) -> None:
+    _send(proc, "stop")
 
 
 def _close_stdin(proc: subprocess.Popen) -> None:
@@ -591,9 +610,9 @@ class JobManager:
                 continue
             proc = self._hand_to_spare(run_id)
             if proc is None:
-                cmd = [sys.executable, "-c", "from opc_core.jobs import worker_main; worker_main()", run_id]
+                cmd = [*_worker_cmd("worker_main"), run_id, str(self.store.home)]
                 try:  # the worker's stdout/stderr (tracebacks, fault dumps, library warnings) go to <run>/worker.log
-                    proc = self._popen([*cmd, str(self.store.home)], self.store.artifact_dir(run_id) / WORKER_LOG)
+                    proc = self._popen(cmd, self.store.artifact_dir(run_id) / WORKER_LOG)
                 except OSError as exc:
                     self.store.set_status(run_id, "failed", error=f"could not start a worker: {_error_text(exc)}")
                     continue
@@ -617,9 +636,9 @@ class JobManager:
             self._spare = None
         if self.warm_failures >= WARM_MAX_FAILURES:
             return
-        cmd = [sys.executable, "-c", "from opc_core.jobs import warm_worker_main; warm_worker_main()"]
+        cmd = [*_worker_cmd("warm_worker_main"), str(self.store.home)]
         try:
-            self._spare = self._popen([*cmd, str(self.store.home)], self.store.home / WARM_LOG)
+            self._spare = self._popen(cmd, self.store.home / WARM_LOG)
         except OSError:
             self.warm_failures += 1
             log.exception("could not start a warm worker")
@@ -629,10 +648,7 @@ class JobManager:
         spare, self._spare = self._spare, None
         if spare is None or spare.poll() is not None:
             return None
-        try:
-            spare.stdin.write(f"run {run_id}\n".encode())
-            spare.stdin.flush()
-        except (OSError, ValueError):
+        if not _send(spare, f"run {run_id}"):
             _close_stdin(spare)
             return None
         return spare
@@ -643,7 +659,7 @@ class JobManager:
             if code is None:
                 continue
             del self._workers[run_id]
-            proc.stdin.close()
+            _close_stdin(proc)
             run = self._get(run_id)
             if run is not None and not run.final:
                 text = _exit_text(code, run.folder / WORKER_LOG)
@@ -656,7 +672,7 @@ class JobManager:
             self._closed = True
             self._interrupt_queued("the server exited before the run started")
             for proc in self._workers.values():
-                proc.stdin.close()
+                _close_stdin(proc)
             if self._spare is not None:
                 _close_stdin(self._spare)
 
