@@ -14,9 +14,8 @@ from dataclasses import dataclass
 from torch import nn
 
 from opc_core.data import ImageData, Split
-from opc_core.methods.base import UnlearnConfig, loop_unlearn, register_method
-from opc_core.methods.common import unfreeze
-from opc_core.methods.euk import top_ce_loss, top_params, trainable_top
+from opc_core.methods.base import UnlearnConfig, register_method
+from opc_core.methods.euk import train_top_k
 from opc_core.training import hp
 
 
@@ -34,17 +33,4 @@ class Config(UnlearnConfig):
 def unlearn(
     model: nn.Module, data: ImageData, split: Split, cfg: Config, *, on_step=None, stop=None, monitor=None
 ) -> nn.Module:
-    work = loop_unlearn(
-        model,
-        data,
-        split,
-        cfg,
-        top_ce_loss,
-        streams=("retain",),
-        on_step=on_step,
-        stop=stop,
-        monitor=monitor,
-        prepare=trainable_top(cfg.k, reinit=False),
-        params=top_params,
-    )
-    return unfreeze(work)
+    return train_top_k(model, data, split, cfg, reinit=False, on_step=on_step, stop=stop, monitor=monitor)

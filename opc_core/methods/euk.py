@@ -52,15 +52,11 @@ def top_params(work: nn.Module):
     return [p for p in work.parameters() if p.requires_grad]
 
 
-@register_method(
-    "euk",
-    Config,
-    "EU-k: re-initialise the last k stages and the head, retrain them on the retain set with the rest frozen",
-    paper="Goel et al., Towards Adversarial Evaluation of Unlearning, 2022",
-)
-def unlearn(
-    model: nn.Module, data: ImageData, split: Split, cfg: Config, *, on_step=None, stop=None, monitor=None
+def train_top_k(
+    model: nn.Module, data: ImageData, split: Split, cfg, *, reinit: bool, on_step=None, stop=None, monitor=None
 ) -> nn.Module:
+    """Train only the last ``cfg.k`` stages and the head on the retain set, the rest frozen: from a re-initialisation
+    (EU-k) or from the original weights (CF-k)."""
     work = loop_unlearn(
         model,
         data,
@@ -71,7 +67,19 @@ def unlearn(
         on_step=on_step,
         stop=stop,
         monitor=monitor,
-        prepare=trainable_top(cfg.k, reinit=True),
+        prepare=trainable_top(cfg.k, reinit=reinit),
         params=top_params,
     )
     return unfreeze(work)
+
+
+@register_method(
+    "euk",
+    Config,
+    "EU-k: re-initialise the last k stages and the head, retrain them on the retain set with the rest frozen",
+    paper="Goel et al., Towards Adversarial Evaluation of Unlearning, 2022",
+)
+def unlearn(
+    model: nn.Module, data: ImageData, split: Split, cfg: Config, *, on_step=None, stop=None, monitor=None
+) -> nn.Module:
+    return train_top_k(model, data, split, cfg, reinit=True, on_step=on_step, stop=stop, monitor=monitor)
