@@ -43,6 +43,15 @@ class CalibrationConfig:
 
 
 @dataclass(frozen=True)
+class RidgeConfig(CalibrationConfig):
+    """Options of the closed-form ridge attacks (FM, HR); see :func:`ridge_fit`."""
+
+    eps: float = hp(
+        1e-3, "Ridge strength, relative to the centred calibration features' mean sum of squares", 1e-9, 1e3
+    )
+
+
+@dataclass(frozen=True)
 class LeakConfig:
     """Options of the attacks that receive k leaked forget samples."""
 

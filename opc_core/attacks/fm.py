@@ -23,25 +23,20 @@ import torch
 from torch import nn
 
 from opc_core.attacks.base import (
-    CalibrationConfig,
     FeatureBank,
     RecoveryResult,
+    RidgeConfig,
     apply_affine,
     register_attack,
     ridge_fit,
 )
 from opc_core.data import ImageData, Split
 from opc_core.device import model_device
-from opc_core.training import hp
 
 
 @dataclass(frozen=True)
-class Config(CalibrationConfig):
+class Config(RidgeConfig):
     """Feature-mapping attack settings."""
-
-    eps: float = hp(
-        1e-3, "Ridge strength, relative to the centred calibration features' mean sum of squares", 1e-9, 1e3
-    )
 
 
 @register_attack(

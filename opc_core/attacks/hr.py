@@ -17,9 +17,9 @@ import torch
 from torch import nn
 
 from opc_core.attacks.base import (
-    CalibrationConfig,
     FeatureBank,
     RecoveryResult,
+    RidgeConfig,
     apply_affine,
     register_attack,
     ridge_fit,
@@ -30,12 +30,9 @@ from opc_core.training import hp
 
 
 @dataclass(frozen=True)
-class Config(CalibrationConfig):
+class Config(RidgeConfig):
     """Head re-fitting settings."""
 
-    eps: float = hp(
-        1e-3, "Ridge strength, relative to the centred calibration features' mean sum of squares", 1e-9, 1e3
-    )
     target: str = hp(
         "logits",
         "Regression target on D_cal: the original model's logits or one-hot true labels",
