@@ -38,7 +38,7 @@ WORKFLOW = [
 
 @st.cache_resource(show_spinner=False)
 def device_name() -> str:
-    from opc_core.device import describe_device
+    from opc_core.env.device import describe_device
 
     return describe_device()
 

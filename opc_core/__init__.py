@@ -3,7 +3,7 @@
 It never imports streamlit; every workflow runs headless through ``python -m opc_core``.
 """
 
-from opc_core.compat import ensure_torchvision as _ensure_torchvision
+from opc_core.env.compat import ensure_torchvision as _ensure_torchvision
 
 __version__ = "0.1.0"
 

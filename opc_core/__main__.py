@@ -2,6 +2,6 @@
 
 import sys
 
-from opc_core.cli import main
+from opc_core.cli.main import main
 
 sys.exit(main())

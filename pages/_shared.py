@@ -17,8 +17,10 @@ import numpy as np
 import streamlit as st
 from streamlit.errors import StreamlitAPIException
 
-from opc_core import paths, ui_text
-from opc_core.report import method_label, run_label, run_params  # noqa: F401  (the pages use them as ui.*)
+from opc_core.env import paths
+
+from opc_core.report.tables import text as ui_text
+from opc_core.report.tables import method_label, run_label, run_params  # noqa: F401  (the pages use them as ui.*)
 
 MODEL_PAGE, UNLEARN_PAGE = "pages/model.py", "pages/unlearn.py"
 FEATURES_PAGE, RECOVERY_PAGE = "pages/feature_space.py", "pages/recovery.py"
@@ -38,8 +40,8 @@ STATUS_STYLE = {
 # --- services --------------------------------------------------------------------------------------------------------
 @st.cache_resource(show_spinner=False)
 def _services(home: str):
-    from opc_core.jobs import JobManager
-    from opc_core.runs import RunStore
+    from opc_core.jobs.manager import JobManager
+    from opc_core.runs.store import RunStore
 
     store = RunStore(home)
     # a warm worker (imports done) makes Launch -> first loss point ~3 s faster; OPC_LAB_WARM_WORKER=0 turns it off
@@ -67,7 +69,7 @@ def dataset(name: str):
 @st.cache_resource(show_spinner=False, max_entries=8)
 def checkpoint_model(path: str):
     """A checkpoint's model on the CPU (for looking at single images)."""
-    from opc_core.zoo import load_checkpoint
+    from opc_core.train.zoo import load_checkpoint
 
     return load_checkpoint(path, device="cpu")[0]
 
@@ -113,7 +115,7 @@ def current_model() -> dict[str, Any]:
     """``{"dataset", "model", "checkpoint", "name"}`` chosen on the Model page (default: the shipped embedded one)."""
     choice = st.session_state.get("model_choice")
     if choice is None:
-        from opc_core.zoo import find_checkpoint
+        from opc_core.train.zoo import find_checkpoint
 
         entry = find_checkpoint(DEFAULT_DATASET, DEFAULT_MODEL)
         choice = {

@@ -7,20 +7,22 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from opc_core import plots, ui_text
+from opc_core.report.tables import plots
+
+from opc_core.report.tables import text as ui_text
 from pages import _shared as ui
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
 def embedding(run_id: str, method: str, home: str) -> dict:
-    from opc_core.analysis import embedding_for_run
+    from opc_core.workflows.attack import embedding_for_run
 
     return embedding_for_run(run_id, method=method, store=ui.store())
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
 def depth(run_id: str, home: str) -> list[dict]:
-    from opc_core.analysis import depth_for_run
+    from opc_core.workflows.attack import depth_for_run
 
     return depth_for_run(run_id, store=ui.store())
 

@@ -7,7 +7,7 @@ import streamlit as st
 
 from opc_core.data import list_datasets
 from opc_core.models import MODELS
-from opc_core.zoo import install_checkpoint, list_checkpoints
+from opc_core.train.zoo import install_checkpoint, list_checkpoints
 from pages import _shared as ui
 
 st.title("Model")

@@ -5,7 +5,9 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from opc_core import plots, ui_text
+from opc_core.report.tables import plots
+
+from opc_core.report.tables import text as ui_text
 from opc_core.attacks.base import CalibrationConfig, LeakConfig
 from opc_core.methods.base import describe_fields
 from pages import _shared as ui

@@ -6,7 +6,9 @@ import dataclasses
 
 import streamlit as st
 
-from opc_core import plots, ui_text
+from opc_core.report.tables import plots
+
+from opc_core.report.tables import text as ui_text
 from opc_core.data import make_split
 from opc_core.methods import UnlearnConfig, get_method, list_methods, make_config
 from pages import _shared as ui

@@ -35,8 +35,8 @@ import torch  # noqa: E402
 from opc_core.attacks import FeatureBank, get_attack, list_attacks, run_recovery, score_recovery  # noqa: E402
 from opc_core.attacks.inversion import InversionConfig, invert  # noqa: E402
 from opc_core.data import make_split  # noqa: E402
-from opc_core.device import describe_device  # noqa: E402
-from opc_core.zoo import load_for  # noqa: E402
+from opc_core.env.device import describe_device  # noqa: E402
+from opc_core.train.zoo import load_for  # noqa: E402
 
 
 def head_zeroed(model, classes):

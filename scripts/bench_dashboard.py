@@ -163,7 +163,7 @@ class StoreWatcher:
         import threading
 
         sys.path.insert(0, str(ROOT))
-        from opc_core.runs import RunStore
+        from opc_core.runs.store import RunStore
 
         self.store = RunStore(home)  # opened here: the first import would delay the first poll by a second or more
         self.seen, self._stop = {}, threading.Event()

@@ -22,10 +22,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import torch  # noqa: E402
 
 from opc_core.data import load_dataset  # noqa: E402
-from opc_core.device import default_device, describe_device  # noqa: E402
+from opc_core.env.device import default_device, describe_device  # noqa: E402
 from opc_core.models import create_model  # noqa: E402
-from opc_core.training import OptimConfig  # noqa: E402
-from opc_core.zoo import fit_classifier  # noqa: E402
+from opc_core.train.loop import OptimConfig  # noqa: E402
+from opc_core.train.zoo import fit_classifier  # noqa: E402
 
 SETTINGS = {"cnn_small": dict(batch=128, steps=20, repeats=5), "resnet18": dict(batch=64, steps=3, repeats=3)}
 

@@ -17,9 +17,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch  # noqa: E402
 
-from opc_core.embedding import EmbedConfig, embed  # noqa: E402
-from opc_core.inference import features_and_logits  # noqa: E402
-from opc_core.zoo import load_for  # noqa: E402
+from opc_core.embedding.maps import EmbedConfig, embed  # noqa: E402
+from opc_core.train.inference import features_and_logits  # noqa: E402
+from opc_core.train.zoo import load_for  # noqa: E402
 
 
 def main() -> None:

@@ -25,7 +25,7 @@ def digits():
 @pytest.fixture(scope="session")
 def digits_model(digits):
     """The shipped cnn_small pretrained on digits (98% test accuracy), on the CPU."""
-    from opc_core.zoo import find_checkpoint, load_checkpoint
+    from opc_core.train.zoo import find_checkpoint, load_checkpoint
 
     model, _ = load_checkpoint(find_checkpoint("digits", "cnn_small").path, device="cpu")
     return model.eval()

@@ -1,6 +1,6 @@
 """Task functions for tests/test_jobs.py, imported by worker processes as ``tests.job_fixtures``.
 
-Each follows the task contract of :mod:`opc_core.jobs`: ``fn(params, ctx) -> dict | None``.
+Each follows the task contract of :mod:`opc_core.jobs.manager`: ``fn(params, ctx) -> dict | None``.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import os
 import sys
 import time
 
-from opc_core.training import StepInfo
+from opc_core.train.loop import StepInfo
 
 
 def sleep_steps(params: dict, ctx) -> dict:

@@ -25,7 +25,7 @@ from opc_core.attacks import (
     score_recovery,
 )
 from opc_core.data import make_split
-from opc_core.inference import accuracy, labels_of
+from opc_core.train.inference import accuracy, labels_of
 
 FORGET = [0, 1, 2]
 
@@ -246,7 +246,7 @@ def test_register_requires_dataclass():
 
 
 def test_precomputed_features_are_used(digits, digits_model, class_split):
-    from opc_core.inference import features_and_logits
+    from opc_core.train.inference import features_and_logits
 
     fresh = get_attack("fm")(digits_model, digits_model, digits, class_split)
     bank = FeatureBank(digits_model, digits_model, digits, class_split)

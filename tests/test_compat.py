@@ -5,7 +5,7 @@ import sys
 
 
 def test_torchvision_imports_after_guard():
-    code = ("from opc_core.compat import ensure_torchvision; ensure_torchvision(); import torchvision, torch; "
+    code = ("from opc_core.env.compat import ensure_torchvision; ensure_torchvision(); import torchvision, torch; "
             "import torchvision.transforms.v2; from torchvision.utils import make_grid; "
             "print(make_grid(torch.zeros(2, 3, 4, 4)).shape)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
@@ -18,7 +18,7 @@ def test_guard_is_noop_when_ops_already_defined():
     # (a duplicate definition would abort the process).
     code = ("import torch; lib = torch.library.Library('torchvision', 'DEF'); "
             "lib.define('nms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor'); "
-            "from opc_core.compat import ensure_torchvision, torchvision_patched; "
+            "from opc_core.env.compat import ensure_torchvision, torchvision_patched; "
             "r = ensure_torchvision(); print('patched', r, torchvision_patched())")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
@@ -26,7 +26,7 @@ def test_guard_is_noop_when_ops_already_defined():
 
 
 def test_guard_is_idempotent():
-    from opc_core.compat import ensure_torchvision
+    from opc_core.env.compat import ensure_torchvision
 
     first = ensure_torchvision()
     assert ensure_torchvision() == first

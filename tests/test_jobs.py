@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from opc_core.jobs import (
+from opc_core.jobs.manager import (
     WARM_MAX_FAILURES,
     JobManager,
     _exit_text,
@@ -25,7 +25,7 @@ from opc_core.jobs import (
     list_tasks,
     register_task,
 )
-from opc_core.runs import RunStore
+from opc_core.runs.store import RunStore
 
 ROOT = Path(__file__).resolve().parent.parent
 TIMEOUT = 60.0  # generous: the shared CPU may be slow; every wait polls and returns as soon as it can

@@ -55,7 +55,7 @@ def assert_clean(at: AppTest) -> None:
 
 
 def digits_choice() -> dict:
-    from opc_core.zoo import find_checkpoint
+    from opc_core.train.zoo import find_checkpoint
 
     entry = find_checkpoint("digits", "cnn_small")
     assert entry is not None and entry.name == "digits__cnn_small__s0"
@@ -63,7 +63,7 @@ def digits_choice() -> dict:
 
 
 def wait_final(run_id: str, timeout: float = 90.0):
-    from opc_core.runs import RunStore
+    from opc_core.runs.store import RunStore
 
     store, deadline = RunStore(), time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -204,7 +204,7 @@ def test_bad_upload_is_refused_and_good_one_added(home):
 
 
 def test_queue_position_and_cancel_buttons(home):
-    from opc_core.runs import RunStore
+    from opc_core.runs.store import RunStore
 
     at = page("pages/unlearn.py", digits_choice())
     at.number_input(key="hp_opc_digits_epochs").set_value(200.0)
@@ -250,8 +250,8 @@ def test_every_method_gets_widgets_for_every_config_field(home):
 def test_report_is_self_contained_html():
     import pandas as pd
 
-    from opc_core import plots
-    from opc_core.report import report_html
+    from opc_core.report.tables import plots
+    from opc_core.report.tables import report_html
 
     table = pd.DataFrame([{"run": "r1", "method": "opc", "UA": 99.5}, {"run": "r2", "method": "ft", "UA": 100.0}])
     fig = plots.recovery_bars(
@@ -268,7 +268,7 @@ def test_report_is_self_contained_html():
 
 
 def test_home_preset_submits_the_benchmark_and_opens_compare(home):
-    from opc_core.runs import RunStore
+    from opc_core.runs.store import RunStore
 
     at = page("app.py")
     at.button(key="home_preset").click().run()
@@ -307,7 +307,7 @@ def test_training_a_base_model_as_a_job(home):
 
 
 def test_multi_run_pickers_default_to_the_newest_benchmark(home):
-    from opc_core.runs import RunStore
+    from opc_core.runs.store import RunStore
 
     store = RunStore()
     alone = store.create("unlearn", {"method": "ft", "dataset": "digits", "forget_classes": [0, 1]}, status="done")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from opc_core.report import chart_rows, figures, method_label, run_label, run_row, write_report
-from opc_core.runs import RunStore
+from opc_core.report.tables import chart_rows, figures, method_label, run_label, run_row, write_report
+from opc_core.runs.store import RunStore
 
 
 def _bench_child(store: RunStore, label: str, method: str, ua: float, fm: float | None = None):

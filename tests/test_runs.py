@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from opc_core.runs import FINAL, RunStore, pid_alive
+from opc_core.runs.store import FINAL, RunStore, pid_alive
 
 
 @pytest.fixture

@@ -5,10 +5,10 @@ import threading
 import pytest
 import torch
 
-from opc_core.inference import accuracy
+from opc_core.train.inference import accuracy
 from opc_core.models import create_model
-from opc_core.training import Batches, Monitor, OptimConfig, lr_factor, planned_steps, run_loop
-from opc_core.zoo import fit_classifier
+from opc_core.train.loop import Batches, Monitor, OptimConfig, lr_factor, planned_steps, run_loop
+from opc_core.train.zoo import fit_classifier
 
 
 def _model(data, seed=0):

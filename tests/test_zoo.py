@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from opc_core.data import load_dataset
-from opc_core.inference import accuracy
-from opc_core.zoo import CheckpointError, find_checkpoint, list_checkpoints, load_checkpoint, save_checkpoint
+from opc_core.train.inference import accuracy
+from opc_core.train.zoo import CheckpointError, find_checkpoint, list_checkpoints, load_checkpoint, save_checkpoint
 
 
 def _meta(data):

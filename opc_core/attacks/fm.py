@@ -31,7 +31,7 @@ from opc_core.attacks.base import (
     ridge_fit,
 )
 from opc_core.data import ImageData, Split
-from opc_core.device import model_device
+from opc_core.env.device import model_device
 
 
 @dataclass(frozen=True)

@@ -25,8 +25,8 @@ from opc_core.attacks.base import (
     ridge_fit,
 )
 from opc_core.data import ImageData, Split
-from opc_core.inference import labels_of
-from opc_core.training import hp
+from opc_core.train.inference import labels_of
+from opc_core.train.loop import hp
 
 
 @dataclass(frozen=True)

@@ -48,9 +48,9 @@ from torch.func import functional_call, grad, grad_and_value, vmap
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from opc_core.data import ImageData
-from opc_core.device import model_device
+from opc_core.env.device import model_device
 from opc_core.metrics.image import psnr, ssim
-from opc_core.training import StepInfo, StopFlag, hp
+from opc_core.train.loop import StepInfo, StopFlag, hp
 
 log = logging.getLogger(__name__)
 

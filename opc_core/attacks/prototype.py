@@ -23,9 +23,9 @@ from torch import nn
 
 from opc_core.attacks.base import FeatureBank, LeakConfig, RecoveryResult, leak_forget, register_attack
 from opc_core.data import ImageData, Split
-from opc_core.device import model_device
-from opc_core.inference import labels_of
-from opc_core.training import hp
+from opc_core.env.device import model_device
+from opc_core.train.inference import labels_of
+from opc_core.train.loop import hp
 
 
 @dataclass(frozen=True)

@@ -118,7 +118,7 @@ def locate_cifar100(root: Path) -> tuple[Path, list[str]]:
 
 
 def _download(tv_class: str, root: Path) -> None:
-    from opc_core.compat import ensure_torchvision
+    from opc_core.env.compat import ensure_torchvision
 
     ensure_torchvision()
     import torchvision.datasets as tvd

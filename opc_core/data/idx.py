@@ -148,7 +148,7 @@ def _read_folder(name: str, folder: Path, classes: tuple[str, ...]) -> ImageData
 
 
 def _download(tv_class: str, root: Path) -> None:
-    from opc_core.compat import ensure_torchvision
+    from opc_core.env.compat import ensure_torchvision
 
     ensure_torchvision()
     import torchvision.datasets as tvd

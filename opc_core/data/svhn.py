@@ -49,7 +49,7 @@ def read_svhn_mat(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _download(root: Path) -> None:
-    from opc_core.compat import ensure_torchvision
+    from opc_core.env.compat import ensure_torchvision
 
     ensure_torchvision()
     import torchvision.datasets as tvd

@@ -20,9 +20,9 @@ import torch
 from torch import nn
 
 from opc_core.data import ImageData, Split
-from opc_core.device import model_device
+from opc_core.env.device import model_device
 from opc_core.registry import Registry
-from opc_core.training import (
+from opc_core.train.loop import (
     Batches,
     LossFn,
     Monitor,

@@ -22,7 +22,7 @@ from torch import nn
 from opc_core.data import ImageData, Split
 from opc_core.methods.base import UnlearnConfig, loop_unlearn, register_method
 from opc_core.methods.common import hold_norm_stats
-from opc_core.training import Monitor, hp
+from opc_core.train.loop import Monitor, hp
 
 
 @dataclass(frozen=True)

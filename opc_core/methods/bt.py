@@ -18,7 +18,7 @@ from torch import nn
 from opc_core.data import ImageData, Split
 from opc_core.methods.base import UnlearnConfig, loop_unlearn, register_method
 from opc_core.methods.common import distill_kl, frozen, mixed_forward, random_twin
-from opc_core.training import hp
+from opc_core.train.loop import hp
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from torch import nn
 from opc_core.data import ImageData, Split
 from opc_core.methods.base import UnlearnConfig, loop_unlearn, register_method
 from opc_core.methods.common import freeze_all_but, last_stages, reinitialise, train_only, unfreeze
-from opc_core.training import hp
+from opc_core.train.loop import hp
 
 
 @dataclass(frozen=True)

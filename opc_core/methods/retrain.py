@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from torch import nn
 
 from opc_core.data import ImageData, Split
-from opc_core.device import model_device
+from opc_core.env.device import model_device
 from opc_core.methods.base import UnlearnConfig, register_method
 from opc_core.models import create_model
-from opc_core.training import hp, seed_everything
-from opc_core.zoo import fit_classifier
+from opc_core.train.loop import hp, seed_everything
+from opc_core.train.zoo import fit_classifier
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from torch import nn
 
 from opc_core.data import ImageData
 from opc_core.data.split import Split
-from opc_core.inference import labels_of, logits_of
+from opc_core.train.inference import labels_of, logits_of
 
 log = logging.getLogger(__name__)
 

@@ -29,7 +29,7 @@ from torch import nn
 
 from opc_core.data import ImageData
 from opc_core.data.split import Split
-from opc_core.inference import features_and_logits
+from opc_core.train.inference import features_and_logits
 
 log = logging.getLogger(__name__)
 

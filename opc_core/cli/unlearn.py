@@ -1,11 +1,11 @@
-"""Sub-commands ``methods`` and ``unlearn`` (registered into :mod:`opc_core.cli`)."""
+"""Sub-commands ``methods`` and ``unlearn`` (registered into :mod:`opc_core.cli.main`)."""
 
 from __future__ import annotations
 
 import argparse
 import logging
 
-from opc_core.cli import command, emit
+from opc_core.cli.main import command, emit
 
 
 def _parse_classes(text: str | None) -> list[int] | None:
@@ -56,7 +56,7 @@ def _unlearn_args(p: argparse.ArgumentParser) -> None:
 
 @command("unlearn", "Run one unlearning method and store the run", _unlearn_args)
 def _unlearn(args: argparse.Namespace) -> dict:
-    from opc_core.pipeline import unlearn_run
+    from opc_core.workflows.unlearn import unlearn_run
 
     log = logging.getLogger("opc_core.unlearn")
     last = {"t": -10.0}

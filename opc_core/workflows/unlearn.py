@@ -17,8 +17,8 @@ import torch
 from torch import nn
 
 from opc_core.data import ImageData, Split, make_split
-from opc_core.inference import features_and_logits
-from opc_core.training import Monitor, StepInfo, StopFlag
+from opc_core.train.inference import features_and_logits
+from opc_core.train.loop import Monitor, StepInfo, StopFlag
 
 log = logging.getLogger(__name__)
 
@@ -106,8 +106,8 @@ def unlearn_run(dataset: str, arch: str, method: str, *, checkpoint: str | Path 
         forget_test_acc, mia, seconds, steps, checkpoint, original_checkpoint, representation, original, per_class.
     """
     from opc_core.methods import get_method, make_config
-    from opc_core.runs import RunStore
-    from opc_core.zoo import load_for
+    from opc_core.runs.store import RunStore
+    from opc_core.train.zoo import load_for
 
     data, original, meta = load_for(dataset, arch, checkpoint, device=device, data_root=data_root)
     split = build_split(data, forget_classes, forget_ratio, seed)
@@ -150,7 +150,7 @@ def _unlearn_and_store(spec, original, data, split, cfg, record, stop, snaps, ev
                        seed, mia, steps, t0) -> dict[str, Any]:
     """The body of :func:`unlearn_run`: unlearn, save snapshots and checkpoint, evaluate, store the summary."""
     from opc_core.metrics import evaluate
-    from opc_core.zoo import save_checkpoint
+    from opc_core.train.zoo import save_checkpoint
 
     dataset = config["dataset"]
     unlearned = spec(original, data, split, cfg, on_step=record, stop=stop, monitor=snaps.monitor(every))

@@ -72,7 +72,7 @@ def _zoo_args(p: argparse.ArgumentParser) -> None:
 def _zoo(args: argparse.Namespace) -> None:
     from pathlib import Path
 
-    from opc_core.zoo import install_checkpoint, list_checkpoints
+    from opc_core.train.zoo import install_checkpoint, list_checkpoints
 
     if args.install:
         if not args.dataset:
@@ -83,7 +83,7 @@ def _zoo(args: argparse.Namespace) -> None:
             if not f.is_file():
                 raise FileNotFoundError(f"{f} not found: --install needs NAME.safetensors and NAME.json side by side")
         name = install_checkpoint([(f.name, f.read_bytes()) for f in (weights, sidecar)], args.dataset)
-        logging.getLogger("opc_core.zoo").info("installed %s into the local zoo", name)
+        logging.getLogger("opc_core.train.zoo").info("installed %s into the local zoo", name)
     rows = [e.to_dict() for e in list_checkpoints(args.dataset, args.model)]
     for r in rows:
         r.pop("recipe")
@@ -102,8 +102,8 @@ def _report_args(p: argparse.ArgumentParser) -> None:
 @command("report", "Export unlearn runs: a self-contained HTML report, a CSV table and the JSON records",
          _report_args)
 def _report(args: argparse.Namespace) -> dict:
-    from opc_core.report import run_params, write_report
-    from opc_core.runs import RunStore
+    from opc_core.report.tables import run_params, write_report
+    from opc_core.runs.store import RunStore
 
     store = RunStore()
     if args.runs:
@@ -134,7 +134,7 @@ def _train_args(p: argparse.ArgumentParser) -> None:
 def _train(args: argparse.Namespace) -> dict:
     from dataclasses import replace
 
-    from opc_core.zoo import TrainConfig, train_base_model
+    from opc_core.train.zoo import TrainConfig, train_base_model
 
     over = {k: v for k, v in (("epochs", args.epochs), ("lr", args.lr), ("batch_size", args.batch_size)) if v}
     cfg = replace(TrainConfig(), seed=args.seed, **over)
@@ -190,7 +190,7 @@ def _load_command_modules() -> None:
     """Import the modules that add further sub-commands (unlearning, attacks, benchmark), when present."""
     import importlib
 
-    for mod in ("opc_core.cli_unlearn", "opc_core.cli_attack"):
+    for mod in ("opc_core.cli.unlearn", "opc_core.cli.attack"):
         try:
             importlib.import_module(mod)
         except ModuleNotFoundError as exc:

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from opc_core.training import StepInfo
+from opc_core.train.loop import StepInfo
 
 log = logging.getLogger(__name__)
 
@@ -54,10 +54,10 @@ def run_bench(dataset: str, model: str, methods: Sequence[str], *, forget_classe
         ``{"rows": [...], "runs": {method: run_id}, "seconds": total}``; one row per method with method, run_id,
         ua, ra, ta, mia, seconds, recovered_ua {attack: value}, inversion {psnr, ssim}, representation.
     """
-    from opc_core.analysis import inversion_for_runs, recovery_for_run
+    from opc_core.workflows.attack import inversion_for_runs, recovery_for_run
     from opc_core.methods import get_method, list_methods, make_config
-    from opc_core.pipeline import unlearn_run
-    from opc_core.runs import RunStore
+    from opc_core.workflows.unlearn import unlearn_run
+    from opc_core.runs.store import RunStore
 
     store = store or RunStore()
     methods = list(list_methods() if list(methods) == ["all"] else methods)
@@ -134,7 +134,7 @@ def markdown_table(result: dict[str, Any]) -> str:
 
 def write_outputs(result: dict[str, Any], out: Path) -> dict[str, Path]:
     """Write bench.json, bench.md, the recovery chart as HTML (plotly, self-contained) and PNG (matplotlib)."""
-    from opc_core.plots import recovery_bars, recovery_bars_png
+    from opc_core.report.plots import recovery_bars, recovery_bars_png
 
     out.mkdir(parents=True, exist_ok=True)
     files = {"json": out / "bench.json", "md": out / "bench.md", "html": out / "recovery_bars.html",

@@ -19,8 +19,8 @@ import torch
 from torch import nn
 
 from opc_core.data import ImageData, Split
-from opc_core.device import model_device
-from opc_core.training import hp
+from opc_core.env.device import model_device
+from opc_core.train.loop import hp
 
 log = logging.getLogger(__name__)
 

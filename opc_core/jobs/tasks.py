@@ -1,6 +1,6 @@
 """The job kinds the dashboard runs in worker processes: train, unlearn, attack and bench.
 
-Each task is ``fn(params, ctx) -> dict | None`` (see :mod:`opc_core.jobs`): it calls the same headless functions as
+Each task is ``fn(params, ctx) -> dict | None`` (see :mod:`opc_core.jobs.manager`): it calls the same headless functions as
 the CLI, streams progress through ``ctx.on_step``, honours ``ctx.stop`` and stores its results in the run store.
 """
 
@@ -12,7 +12,7 @@ from typing import Any
 
 def train_task(params: dict[str, Any], ctx) -> dict[str, Any]:
     """Train a base model: params dataset, model, and optionally epochs, seed, lr, batch_size."""
-    from opc_core.zoo import TrainConfig, train_base_model
+    from opc_core.train.zoo import TrainConfig, train_base_model
 
     over = {k: params[k] for k in ("epochs", "lr", "batch_size") if params.get(k) is not None}
     cfg = replace(TrainConfig(), seed=int(params.get("seed", 0)), **over)
@@ -25,7 +25,7 @@ def train_task(params: dict[str, Any], ctx) -> dict[str, Any]:
 def unlearn_task(params: dict[str, Any], ctx) -> dict[str, Any]:
     """One unlearning run: params dataset, model, method, and optionally checkpoint, forget_classes / forget_ratio,
     seed, overrides ({field: value})."""
-    from opc_core.pipeline import unlearn_run
+    from opc_core.workflows.unlearn import unlearn_run
 
     return unlearn_run(params["dataset"], params["model"], params["method"], checkpoint=params.get("checkpoint"),
                        forget_classes=params.get("forget_classes"), forget_ratio=params.get("forget_ratio"),
@@ -35,7 +35,7 @@ def unlearn_task(params: dict[str, Any], ctx) -> dict[str, Any]:
 
 def attack_task(params: dict[str, Any], ctx) -> dict[str, Any]:
     """An attack on stored unlearn run(s): params run_id (or run_ids), attack "recovery" | "inversion", settings."""
-    from opc_core import analysis
+    from opc_core.workflows import attack as analysis
 
     if params["attack"] == "recovery":
         return {"recovery": analysis.recovery_for_run(params["run_id"], store=ctx.store,
@@ -51,7 +51,7 @@ def attack_task(params: dict[str, Any], ctx) -> dict[str, Any]:
 
 def bench_task(params: dict[str, Any], ctx) -> dict[str, Any]:
     """The shallow-vs-deep benchmark: several methods from one original model and split, then every attack."""
-    from opc_core.bench import run_bench
+    from opc_core.workflows.bench import run_bench
 
     return run_bench(params.get("dataset", "fashion_mnist_small"), params.get("model", "cnn_small"),
                      methods=params.get("methods") or ["opc", "ft", "ga", "rl"],

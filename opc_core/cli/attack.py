@@ -1,12 +1,12 @@
-"""Sub-commands ``attack`` and ``bench`` (registered into :mod:`opc_core.cli`)."""
+"""Sub-commands ``attack`` and ``bench`` (registered into :mod:`opc_core.cli.main`)."""
 
 from __future__ import annotations
 
 import argparse
 import logging
 
-from opc_core.cli import command, emit
-from opc_core.cli_unlearn import _parse_classes
+from opc_core.cli.main import command, emit
+from opc_core.cli.unlearn import _parse_classes
 
 
 def _attack_args(p: argparse.ArgumentParser) -> None:
@@ -39,8 +39,8 @@ def _settings(items: list[str]) -> dict:
 
 @command("attack", "Run the recovery attacks or gradient inversion on a stored unlearn run", _attack_args)
 def _attack(args: argparse.Namespace) -> dict:
-    from opc_core import analysis
-    from opc_core.runs import RunStore
+    from opc_core.workflows import attack as analysis
+    from opc_core.runs.store import RunStore
 
     store = RunStore()
     settings = _settings(args.set)
@@ -84,9 +84,9 @@ def _bench_args(p: argparse.ArgumentParser) -> None:
 
 @command("bench", "Shallow-vs-deep benchmark: methods x metrics x all attacks, with the paper-style chart", _bench_args)
 def _bench(args: argparse.Namespace) -> dict:
-    from opc_core.bench import markdown_table, run_bench
+    from opc_core.workflows.bench import markdown_table, run_bench
 
-    log = logging.getLogger("opc_core.bench")
+    log = logging.getLogger("opc_core.workflows.bench")
     last = {"t": -10.0}
 
     def on_step(info):

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from opc_core.data import ImageData
-from opc_core.device import model_device
+from opc_core.env.device import model_device
 
 
 def _images(data: ImageData, split: str) -> tuple[torch.Tensor, torch.Tensor]:

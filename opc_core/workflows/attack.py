@@ -17,14 +17,14 @@ import torch
 from torch import nn
 
 from opc_core.data import ImageData, Split, load_dataset
-from opc_core.device import default_device
+from opc_core.env.device import default_device
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class LoadedRun:
-    run: Any  # opc_core.runs.Run
+    run: Any  # opc_core.runs.store.Run
     data: ImageData
     split: Split
     original: nn.Module
@@ -33,8 +33,8 @@ class LoadedRun:
 
 def load_run(run_id: str, store=None, device=None) -> LoadedRun:
     """The data, split, original and unlearned models of a finished unlearn run."""
-    from opc_core.runs import RunStore
-    from opc_core.zoo import load_checkpoint
+    from opc_core.runs.store import RunStore
+    from opc_core.train.zoo import load_checkpoint
 
     store = store or RunStore()
     run = store.get(run_id)
@@ -67,7 +67,7 @@ def recovery_for_run(run_id: str, store=None, settings: Mapping[str, Any] | None
                      names: Sequence[str] | None = None) -> dict[str, dict[str, Any]]:
     """Run the recovery attacks on a stored run; the results also go into its metrics["recovery"]."""
     from opc_core.attacks import list_attacks, run_recovery
-    from opc_core.runs import RunStore
+    from opc_core.runs.store import RunStore
 
     store = store or RunStore()
     lr = load_run(run_id, store)
@@ -94,7 +94,7 @@ def inversion_for_runs(run_ids: Sequence[str], store=None, out_run: str | None =
         ``{"inversion": {model_key: {"psnr": mean, "ssim": mean}}, "images": [train indices]}``.
     """
     from opc_core.attacks.inversion import InversionConfig, invert
-    from opc_core.runs import RunStore
+    from opc_core.runs.store import RunStore
 
     store = store or RunStore()
     loaded = [load_run(r, store) for r in run_ids]
@@ -139,9 +139,9 @@ def embedding_for_run(run_id: str, method: str = "umap", store=None) -> dict[str
         ``{"original": (n, 2), "unlearned": (n, 2), "frames": [(step, (n, 2)), ...], "is_forget": (n,),
         "labels": (n,), "idx": (n,)}``; the frames are the feature snapshots taken during unlearning.
     """
-    from opc_core.embedding import EmbedConfig, embed
-    from opc_core.inference import features_and_logits
-    from opc_core.runs import RunStore
+    from opc_core.embedding.maps import EmbedConfig, embed
+    from opc_core.train.inference import features_and_logits
+    from opc_core.runs.store import RunStore
 
     store = store or RunStore()
     lr = load_run(run_id, store)
@@ -163,7 +163,7 @@ def embedding_for_run(run_id: str, method: str = "umap", store=None) -> dict[str
 
 def depth_for_run(run_id: str, store=None) -> list[dict]:
     """Per-block forget/retain norm ratio and probe accuracy on D_f, original vs unlearned."""
-    from opc_core.embedding import depth_profile
+    from opc_core.embedding.maps import depth_profile
 
     lr = load_run(run_id, store)
     return depth_profile({"original": lr.original, "unlearned": lr.unlearned}, lr.data, lr.split)

@@ -14,7 +14,7 @@ Three layers:
 Why a ``subprocess`` worker and not ``multiprocessing``: ``fork`` is unsafe in a server with threads (and CUDA), and
 ``spawn``/``forkserver`` children re-run the parent's ``__main__`` file -- under Streamlit that is the fake
 ``__main__`` module of whichever page script ran last, so every worker would execute a dashboard page. The worker is
-``python -c "from opc_core.jobs import worker_main; worker_main()" RUN_ID HOME``, started with the parent's
+``python -c "from opc_core.jobs.manager import worker_main; worker_main()" RUN_ID HOME``, started with the parent's
 ``sys.path`` (so test task modules import), and its stdin pipe is the fast stop channel: the manager writes ``stop``;
 end-of-file (the server exited or died) stops the task too and the run ends ``interrupted``.
 
@@ -44,10 +44,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from opc_core.registry import Registry
-from opc_core.runs import Run, RunStore
+from opc_core.runs.store import Run, RunStore
 
 if TYPE_CHECKING:
-    from opc_core.training import StepInfo
+    from opc_core.train.loop import StepInfo
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +89,7 @@ def resolve_target(target: str) -> Callable[[dict, JobContext], Mapping | None]:
 
 
 for _kind in ("train", "unlearn", "attack", "bench"):
-    register_task(_kind, f"opc_core.tasks:{_kind}_task")
+    register_task(_kind, f"opc_core.jobs.tasks:{_kind}_task")
 
 
 class CancelFlag:
@@ -300,7 +300,7 @@ class _PipeStop(threading.Event):
 
 def _worker_setup(home: str) -> None:
     """What every worker process does first, cold or warm."""
-    os.environ["OPC_LAB_HOME"] = home  # tasks that use opc_core.paths see the same home as the store
+    os.environ["OPC_LAB_HOME"] = home  # tasks that use opc_core.env.paths see the same home as the store
     faulthandler.enable()  # a segfault / abort leaves a Python traceback in worker.log
 
 
@@ -311,12 +311,12 @@ def _worker_run(run_id: str, home: str, fd: int, seen: bytes = b"") -> None:
 
 
 def _worker_cmd(entry: str) -> list[str]:
-    """The command line of a worker process whose entry point is ``opc_core.jobs.<entry>()``."""
-    return [sys.executable, "-c", f"from opc_core.jobs import {entry}; {entry}()"]
+    """The command line of a worker process whose entry point is ``opc_core.jobs.manager.<entry>()``."""
+    return [sys.executable, "-c", f"from opc_core.jobs.manager import {entry}; {entry}()"]
 
 
 def worker_main(argv: list[str] | None = None) -> None:
-    """A worker process's entry: ``python -c "from opc_core.jobs import worker_main; worker_main()" RUN_ID HOME``."""
+    """A worker process's entry: ``python -c "from opc_core.jobs.manager import worker_main; worker_main()" RUN_ID HOME``."""
     run_id, home = (argv if argv is not None else sys.argv[1:])[:2]
     _worker_setup(home)
     _worker_run(run_id, home, sys.stdin.fileno())
@@ -333,9 +333,9 @@ def preload() -> None:
 
     import opc_core.methods
     import opc_core.metrics
-    import opc_core.pipeline
-    import opc_core.tasks
-    import opc_core.zoo  # noqa: F401
+    import opc_core.workflows.unlearn
+    import opc_core.jobs.tasks
+    import opc_core.train.zoo  # noqa: F401
 
     torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
 
@@ -363,7 +363,7 @@ def _redirect_output(path: Path) -> None:
 
 
 def warm_worker_main(argv: list[str] | None = None) -> None:
-    """A pre-started worker: ``python -c "from opc_core.jobs import warm_worker_main; warm_worker_main()" HOME``.
+    """A pre-started worker: ``python -c "from opc_core.jobs.manager import warm_worker_main; warm_worker_main()" HOME``.
 
     It runs :func:`preload`, then waits for ``run RUN_ID`` on its stdin; from then on it is exactly a worker of that
     run (output in the run's worker.log, ``stop`` on the same pipe). End-of-file before a run id: it just exits.
@@ -386,7 +386,7 @@ def warm_worker_main(argv: list[str] | None = None) -> None:
 def _worker_env() -> dict[str, str]:
     """The parent's environment plus its ``sys.path`` (what ``spawn`` would hand over) behind the folder holding
     ``opc_core`` (a server started from another folder, e.g. ``streamlit run /abs/app.py``, lacks it at times)."""
-    root = str(Path(__file__).resolve().parent.parent)
+    root = str(Path(__file__).resolve().parents[2])
     entries = list(dict.fromkeys([root, *(os.path.abspath(p or os.curdir) for p in sys.path)]))
     # Passive OpenMP waiting: spinning worker threads starve the server and other jobs on a small, shared CPU.
     return {"OMP_WAIT_POLICY": "PASSIVE", **os.environ, "PYTHONPATH": os.pathsep.join(entries)}

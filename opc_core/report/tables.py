@@ -13,8 +13,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from opc_core import ui_text
-from opc_core.runs import Run
+from opc_core.report.tables import text as ui_text
+from opc_core.runs.store import Run
 
 LEGEND_KEYS = ("ua", "ra", "ta", "mia", "recovered_ua_fm", "contraction_radius", "psnr")
 
@@ -72,7 +72,7 @@ def run_row(run: Run) -> dict[str, Any]:
 
 
 def chart_rows(runs: Iterable[Run]) -> list[dict[str, Any]]:
-    """The finished runs, oldest first, as rows for :func:`opc_core.plots.metric_bars` / ``recovery_bars``
+    """The finished runs, oldest first, as rows for :func:`opc_core.report.plots.metric_bars` / ``recovery_bars``
     (method label + short id)."""
     return [
         {
@@ -87,7 +87,7 @@ def chart_rows(runs: Iterable[Run]) -> list[dict[str, Any]]:
 
 def figures(rows: Sequence[dict[str, Any]]) -> list:
     """The comparison charts of :func:`chart_rows`: UA/RA/TA/MIA bars, and the recovery bars when any run has them."""
-    from opc_core import plots
+    from opc_core.report.tables import plots
 
     if not rows:
         return []

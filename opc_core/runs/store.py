@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from opc_core import paths
+from opc_core.env import paths
 
 log = logging.getLogger(__name__)
 
@@ -208,7 +208,7 @@ class Run:
 
 
 class RunStore:
-    """The run store of one home folder (default ``opc_core.paths.home()``, i.e. ``$OPC_LAB_HOME``)."""
+    """The run store of one home folder (default ``opc_core.env.paths.home()``, i.e. ``$OPC_LAB_HOME``)."""
 
     def __init__(self, home: Path | str | None = None) -> None:
         self.home = Path(home).expanduser() if home is not None else paths.home()

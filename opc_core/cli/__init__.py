@@ -1,0 +1,1 @@
+"""``python -m opc_core ...``: one sub-command per workflow."""

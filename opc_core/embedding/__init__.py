@@ -1,0 +1,1 @@
+"""2-D maps of feature vectors (UMAP, PCA) and the per-block depth view."""

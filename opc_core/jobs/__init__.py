@@ -1,0 +1,1 @@
+"""Background execution: worker processes, the stop channel, and the job manager that queues runs."""

@@ -1,0 +1,1 @@
+"""Tables, plotly figures, the chart captions and the exported HTML/CSV/JSON report of stored runs."""

@@ -1,0 +1,1 @@
+"""The one training loop, batched inference, and the checkpoint zoo (load, save, train, install)."""
