@@ -18,8 +18,7 @@ import streamlit as st
 from streamlit.errors import StreamlitAPIException
 
 from opc_core.env import paths
-
-from opc_core.report.tables import text as ui_text
+from opc_core.report import text as ui_text
 from opc_core.report.tables import method_label, run_label, run_params  # noqa: F401  (the pages use them as ui.*)
 
 MODEL_PAGE, UNLEARN_PAGE = "pages/model.py", "pages/unlearn.py"

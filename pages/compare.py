@@ -7,9 +7,8 @@ import json
 import pandas as pd
 import streamlit as st
 
-from opc_core.report.tables import tables as report
-
-from opc_core.report.tables import text as ui_text
+from opc_core.report import tables as report
+from opc_core.report import text as ui_text
 from pages import _shared as ui
 
 st.title("Compare")

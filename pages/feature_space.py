@@ -7,9 +7,8 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from opc_core.report.tables import plots
-
-from opc_core.report.tables import text as ui_text
+from opc_core.report import plots
+from opc_core.report import text as ui_text
 from pages import _shared as ui
 
 

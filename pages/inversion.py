@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from opc_core.report.tables import text as ui_text
 from opc_core.methods.base import describe_fields
+from opc_core.report import text as ui_text
 from pages import _shared as ui
 
 

@@ -5,11 +5,10 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from opc_core.report.tables import plots
-
-from opc_core.report.tables import text as ui_text
 from opc_core.attacks.base import CalibrationConfig, LeakConfig
 from opc_core.methods.base import describe_fields
+from opc_core.report import plots
+from opc_core.report import text as ui_text
 from pages import _shared as ui
 
 ATTACKS = ("fm", "hr", "prototype", "probe", "relearn")

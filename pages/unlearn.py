@@ -6,11 +6,10 @@ import dataclasses
 
 import streamlit as st
 
-from opc_core.report.tables import plots
-
-from opc_core.report.tables import text as ui_text
 from opc_core.data import make_split
 from opc_core.methods import UnlearnConfig, get_method, list_methods, make_config
+from opc_core.report import plots
+from opc_core.report import text as ui_text
 from pages import _shared as ui
 
 RESULT_KEYS = ("ua", "ra", "ta", "mia", "forget_test_acc")

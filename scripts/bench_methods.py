@@ -23,9 +23,9 @@ import torch  # noqa: E402
 
 from opc_core.data import make_split  # noqa: E402
 from opc_core.env.device import default_device, describe_device  # noqa: E402
-from opc_core.train.inference import accuracy  # noqa: E402
 from opc_core.methods import get_method, list_methods, make_config  # noqa: E402
 from opc_core.metrics.accuracy import retained_test_idx  # noqa: E402
+from opc_core.train.inference import accuracy  # noqa: E402
 from opc_core.train.zoo import load_for  # noqa: E402
 
 

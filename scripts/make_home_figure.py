@@ -38,10 +38,10 @@ def main() -> None:
     import torch
 
     from opc_core.attacks import run_recovery
-    from opc_core.train.inference import features_and_logits
     from opc_core.methods import get_method, make_config
-    from opc_core.workflows.unlearn import build_split, sample_indices
+    from opc_core.train.inference import features_and_logits
     from opc_core.train.zoo import load_for
+    from opc_core.workflows.unlearn import build_split, sample_indices
 
     torch.set_num_threads(2)
     data, original, meta = load_for(args.dataset, args.model, device="cpu")

@@ -26,8 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import torch  # noqa: E402
 
 from opc_core.data import make_split  # noqa: E402
-from opc_core.train.inference import accuracy, labels_of  # noqa: E402
 from opc_core.methods import get_method, list_methods, make_config  # noqa: E402
+from opc_core.train.inference import accuracy, labels_of  # noqa: E402
 from opc_core.train.zoo import load_for  # noqa: E402
 
 

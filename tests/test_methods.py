@@ -11,9 +11,9 @@ import pytest
 import torch
 
 from opc_core.data import make_split
-from opc_core.train.inference import features_and_logits
 from opc_core.methods import describe_fields, get_method, list_methods, make_config
 from opc_core.methods.common import wrong_labels
+from opc_core.train.inference import features_and_logits
 
 METHODS = list_methods()
 

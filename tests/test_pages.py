@@ -250,7 +250,7 @@ def test_every_method_gets_widgets_for_every_config_field(home):
 def test_report_is_self_contained_html():
     import pandas as pd
 
-    from opc_core.report.tables import plots
+    from opc_core.report import plots
     from opc_core.report.tables import report_html
 
     table = pd.DataFrame([{"run": "r1", "method": "opc", "UA": 99.5}, {"run": "r2", "method": "ft", "UA": 100.0}])

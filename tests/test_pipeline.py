@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from opc_core.train.inference import features_and_logits
-from opc_core.workflows.unlearn import N_SNAPSHOTS, unlearn_run
 from opc_core.runs.store import RunStore
+from opc_core.train.inference import features_and_logits
 from opc_core.train.zoo import find_checkpoint
+from opc_core.workflows.unlearn import N_SNAPSHOTS, unlearn_run
 
 
 def test_unlearn_run_stores_snapshots_in_step_order(tmp_path, digits, digits_model):

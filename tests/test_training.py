@@ -5,8 +5,8 @@ import threading
 import pytest
 import torch
 
-from opc_core.train.inference import accuracy
 from opc_core.models import create_model
+from opc_core.train.inference import accuracy
 from opc_core.train.loop import Batches, Monitor, OptimConfig, lr_factor, planned_steps, run_loop
 from opc_core.train.zoo import fit_classifier
 

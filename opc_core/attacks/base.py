@@ -26,9 +26,9 @@ from torch import nn
 
 from opc_core.data import ImageData, Split
 from opc_core.env.device import model_device
-from opc_core.train.inference import features_and_logits, labels_of
 from opc_core.methods.base import describe_fields, validate_config
 from opc_core.registry import Registry
+from opc_core.train.inference import features_and_logits, labels_of
 from opc_core.train.loop import hp
 
 log = logging.getLogger(__name__)

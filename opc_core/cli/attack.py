@@ -39,8 +39,8 @@ def _settings(items: list[str]) -> dict:
 
 @command("attack", "Run the recovery attacks or gradient inversion on a stored unlearn run", _attack_args)
 def _attack(args: argparse.Namespace) -> dict:
-    from opc_core.workflows import attack as analysis
     from opc_core.runs.store import RunStore
+    from opc_core.workflows import attack as analysis
 
     store = RunStore()
     settings = _settings(args.set)

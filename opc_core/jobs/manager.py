@@ -331,10 +331,9 @@ def preload() -> None:
     """
     import torch
 
+    import opc_core.jobs.tasks
     import opc_core.methods
     import opc_core.metrics
-    import opc_core.workflows.unlearn
-    import opc_core.jobs.tasks
     import opc_core.train.zoo  # noqa: F401
 
     torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)

@@ -29,9 +29,9 @@ from torch import nn
 
 from opc_core.data import ImageData
 from opc_core.data.split import Split
-from opc_core.train.inference import labels_of, logits_of
 from opc_core.metrics.accuracy import retained_test_idx
 from opc_core.metrics.representation import subsample_idx
+from opc_core.train.inference import labels_of, logits_of
 
 log = logging.getLogger(__name__)
 

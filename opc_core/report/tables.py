@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from opc_core.report.tables import text as ui_text
+from opc_core.report import text as ui_text
 from opc_core.runs.store import Run
 
 LEGEND_KEYS = ("ua", "ra", "ta", "mia", "recovered_ua_fm", "contraction_radius", "psnr")
@@ -87,7 +87,7 @@ def chart_rows(runs: Iterable[Run]) -> list[dict[str, Any]]:
 
 def figures(rows: Sequence[dict[str, Any]]) -> list:
     """The comparison charts of :func:`chart_rows`: UA/RA/TA/MIA bars, and the recovery bars when any run has them."""
-    from opc_core.report.tables import plots
+    from opc_core.report import plots
 
     if not rows:
         return []

@@ -20,11 +20,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from opc_core.env import paths
 from opc_core.data import ImageData, load_dataset
+from opc_core.env import paths
 from opc_core.env.device import default_device
-from opc_core.train.inference import accuracy
 from opc_core.models import MODELS, UnlearnableModel, create_model
+from opc_core.train.inference import accuracy
 from opc_core.train.loop import (
     Batches,
     Monitor,

@@ -140,8 +140,8 @@ def embedding_for_run(run_id: str, method: str = "umap", store=None) -> dict[str
         "labels": (n,), "idx": (n,)}``; the frames are the feature snapshots taken during unlearning.
     """
     from opc_core.embedding.maps import EmbedConfig, embed
-    from opc_core.train.inference import features_and_logits
     from opc_core.runs.store import RunStore
+    from opc_core.train.inference import features_and_logits
 
     store = store or RunStore()
     lr = load_run(run_id, store)

@@ -54,10 +54,10 @@ def run_bench(dataset: str, model: str, methods: Sequence[str], *, forget_classe
         ``{"rows": [...], "runs": {method: run_id}, "seconds": total}``; one row per method with method, run_id,
         ua, ra, ta, mia, seconds, recovered_ua {attack: value}, inversion {psnr, ssim}, representation.
     """
-    from opc_core.workflows.attack import inversion_for_runs, recovery_for_run
     from opc_core.methods import get_method, list_methods, make_config
-    from opc_core.workflows.unlearn import unlearn_run
     from opc_core.runs.store import RunStore
+    from opc_core.workflows.attack import inversion_for_runs, recovery_for_run
+    from opc_core.workflows.unlearn import unlearn_run
 
     store = store or RunStore()
     methods = list(list_methods() if list(methods) == ["all"] else methods)
