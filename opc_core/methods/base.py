@@ -19,6 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from opc_core.config import build_config, describe_fields, validate_config
 from opc_core.data import ImageData, Split
 from opc_core.env.device import model_device
 from opc_core.registry import Registry
@@ -63,23 +64,38 @@ class MethodSpec:
     class_wise_only: bool = False
     paper: str = ""
 
-    def __call__(self, model: nn.Module, data: ImageData, split: Split, cfg: Any = None, *,
-                 on_step: Callable[[StepInfo], None] | None = None, stop: StopFlag | None = None,
-                 monitor: Monitor | None = None) -> nn.Module:
+    def __call__(
+        self,
+        model: nn.Module,
+        data: ImageData,
+        split: Split,
+        cfg: Any = None,
+        *,
+        on_step: Callable[[StepInfo], None] | None = None,
+        stop: StopFlag | None = None,
+        monitor: Monitor | None = None,
+    ) -> nn.Module:
         cfg = cfg if cfg is not None else self.config()
         if not isinstance(cfg, self.config):
             raise TypeError(f"{self.name} expects a {self.config.__qualname__}, got {type(cfg).__qualname__}")
         validate_config(cfg)
         if self.class_wise_only and split.mode != "class":
-            raise ValueError(f"method {self.name!r} only supports class-wise forgetting (it needs whole forget "
-                             f"classes); choose forget classes instead of a random fraction")
+            raise ValueError(
+                f"method {self.name!r} only supports class-wise forgetting (it needs whole forget "
+                f"classes); choose forget classes instead of a random fraction"
+            )
         check_split(data, split)
         return self.fn(model, data, split, cfg, on_step=on_step, stop=stop, monitor=monitor)
 
     def describe(self) -> dict[str, Any]:
         """JSON-safe description: name, description, paper, class_wise_only, and each config field."""
-        return {"name": self.name, "description": self.description, "paper": self.paper,
-                "class_wise_only": self.class_wise_only, "config": describe_fields(self.config)}
+        return {
+            "name": self.name,
+            "description": self.description,
+            "paper": self.paper,
+            "class_wise_only": self.class_wise_only,
+            "config": describe_fields(self.config),
+        }
 
 
 METHODS: Registry[MethodSpec] = Registry("method")
@@ -108,46 +124,6 @@ def list_methods() -> list[str]:
 
 
 # --- configs ---------------------------------------------------------------------------------------------------------
-def describe_fields(config: type) -> list[dict[str, Any]]:
-    """Each field's name, type, default and metadata (help, min, max, choices)."""
-    out = []
-    for f in dataclasses.fields(config):
-        out.append({"name": f.name, "type": _type_name(f), "default": f.default, **dict(f.metadata)})
-    return out
-
-
-def _type_name(f: dataclasses.Field) -> str:
-    t = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
-    return t.replace("typing.", "")
-
-
-def _coerce(f: dataclasses.Field, value: Any) -> Any:
-    kind = _type_name(f)
-    if not isinstance(value, str):
-        return float(value) if kind == "float" and isinstance(value, int) else value
-    if kind == "bool":
-        low = value.strip().lower()
-        if low not in ("true", "false", "1", "0", "yes", "no"):
-            raise ValueError(f"{f.name}: expected true/false, got {value!r}")
-        return low in ("true", "1", "yes")
-    if kind == "int":
-        return int(value)
-    if kind == "float":
-        return float(value)
-    return value
-
-
-def validate_config(cfg: Any) -> None:
-    """Check every field against its metadata's min / max / choices; raises ValueError naming the field."""
-    for f in dataclasses.fields(cfg):
-        v, meta = getattr(cfg, f.name), f.metadata
-        if "choices" in meta and v not in meta["choices"]:
-            raise ValueError(f"{f.name} must be one of {list(meta['choices'])}, got {v!r}")
-        if isinstance(v, (int, float)) and not isinstance(v, bool):
-            if "min" in meta and v < meta["min"] or "max" in meta and v > meta["max"]:
-                raise ValueError(f"{f.name} must be within [{meta.get('min')}, {meta.get('max')}], got {v}")
-
-
 def load_presets() -> dict[str, dict[str, dict[str, Any]]]:
     """``{dataset: {method: {field: value}}}`` from presets.json (tuned defaults per dataset)."""
     if not PRESETS_FILE.exists():
@@ -164,31 +140,20 @@ def make_config(method: str, overrides: Mapping[str, Any] | Iterable[str] = (), 
         dataset: apply the tuned preset for this dataset when one exists.
     """
     spec = get_method(method)
-    if not isinstance(overrides, Mapping):
-        pairs = {}
-        for item in overrides:
-            if "=" not in item:
-                raise ValueError(f"expected key=value, got {item!r}")
-            k, v = item.split("=", 1)
-            pairs[k.strip()] = v.strip()
-        overrides = pairs
-    values: dict[str, Any] = dict(load_presets().get(dataset or "", {}).get(method, {}))
-    values.update(overrides)
-    fields = {f.name: f for f in dataclasses.fields(spec.config)}
-    unknown = sorted(set(values) - set(fields))
-    if unknown:
-        raise ValueError(f"unknown setting(s) {unknown} for method {method!r}; valid: {sorted(fields)}")
-    cfg = spec.config(**{k: _coerce(fields[k], v) for k, v in values.items()})
-    validate_config(cfg)
-    return cfg
+    preset = load_presets().get(dataset or "", {}).get(method, {})
+    return build_config(spec.config, preset, overrides, owner=f"method {method!r}")
 
 
 # --- the harness ------------------------------------------------------------------------------------------------------
 def check_split(data: ImageData, split: Split) -> None:
     """Refuse a split that does not index this dataset."""
     n_train, n_test = len(data.train_y), len(data.test_y)
-    for name, idx, n in (("forget", split.forget_idx, n_train), ("retain", split.retain_idx, n_train),
-                         ("test", split.test_idx, n_test), ("calibration", split.cal_idx, n_test)):
+    for name, idx, n in (
+        ("forget", split.forget_idx, n_train),
+        ("retain", split.retain_idx, n_train),
+        ("test", split.test_idx, n_test),
+        ("calibration", split.cal_idx, n_test),
+    ):
         if len(idx) and (int(idx.max()) >= n or int(idx.min()) < 0):
             raise ValueError(f"split's {name} indices exceed the dataset ({n} images): wrong dataset for this split?")
     if len(split.forget_idx) == 0 or len(split.retain_idx) == 0:
@@ -203,11 +168,15 @@ def working_copy(model: nn.Module) -> nn.Module:
     return clone
 
 
-def streams_for(data: ImageData, split: Split, cfg: UnlearnConfig, names: Iterable[str],
-                generator: torch.Generator) -> dict[str, Batches]:
+def streams_for(
+    data: ImageData, split: Split, cfg: UnlearnConfig, names: Iterable[str], generator: torch.Generator
+) -> dict[str, Batches]:
     """Batch streams over the split's sets: "retain", "forget" (training images) and "cal" (calibration images)."""
-    sources = {"retain": (split.retain_idx, "train"), "forget": (split.forget_idx, "train"),
-               "cal": (split.cal_idx, "test")}
+    sources = {
+        "retain": (split.retain_idx, "train"),
+        "forget": (split.forget_idx, "train"),
+        "cal": (split.cal_idx, "test"),
+    }
     out = {}
     for name in names:
         idx, part = sources[name]
@@ -215,11 +184,22 @@ def streams_for(data: ImageData, split: Split, cfg: UnlearnConfig, names: Iterab
     return out
 
 
-def loop_unlearn(model: nn.Module, data: ImageData, split: Split, cfg: UnlearnConfig, loss_fn: LossFn, *,
-                 streams: Iterable[str] = ("retain", "forget"), epoch_stream: str = "retain",
-                 on_step: Callable[[StepInfo], None] | None = None, stop: StopFlag | None = None,
-                 monitor: Monitor | None = None, params: Callable[[nn.Module], Iterable] | None = None,
-                 state: dict | None = None, prepare: Callable[[nn.Module, dict], None] | None = None) -> nn.Module:
+def loop_unlearn(
+    model: nn.Module,
+    data: ImageData,
+    split: Split,
+    cfg: UnlearnConfig,
+    loss_fn: LossFn,
+    *,
+    streams: Iterable[str] = ("retain", "forget"),
+    epoch_stream: str = "retain",
+    on_step: Callable[[StepInfo], None] | None = None,
+    stop: StopFlag | None = None,
+    monitor: Monitor | None = None,
+    params: Callable[[nn.Module], Iterable] | None = None,
+    state: dict | None = None,
+    prepare: Callable[[nn.Module, dict], None] | None = None,
+) -> nn.Module:
     """Run ``loss_fn`` in the shared loop on a copy of ``model``; returns the unlearned copy.
 
     Args:
@@ -239,6 +219,17 @@ def loop_unlearn(model: nn.Module, data: ImageData, split: Split, cfg: UnlearnCo
         prepare(work, state)
     spe = batches[epoch_stream].steps_per_epoch
     total = planned_steps(cfg, spe)
-    run_loop(work, loss_fn, batches, cfg, total=total, params=params(work) if params else None, on_step=on_step,
-             stop=stop, monitor=monitor, state=state, steps_per_epoch=spe)
+    run_loop(
+        work,
+        loss_fn,
+        batches,
+        cfg,
+        total=total,
+        params=params(work) if params else None,
+        on_step=on_step,
+        stop=stop,
+        monitor=monitor,
+        state=state,
+        steps_per_epoch=spe,
+    )
     return work.eval()

@@ -18,6 +18,7 @@ from typing import Any, Protocol
 import torch
 from torch import nn
 
+from opc_core.config import hp
 from opc_core.data import ImageData, augment
 
 Batch = dict[str, tuple[torch.Tensor, torch.Tensor]]
@@ -49,22 +50,6 @@ class LoopResult:
     stopped: bool  # True when the stop flag ended the loop early
 
 
-def _meta(help: str, lo: float | None = None, hi: float | None = None, choices: tuple | None = None) -> dict:
-    meta: dict[str, Any] = {"help": help}
-    if lo is not None:
-        meta["min"] = lo
-    if hi is not None:
-        meta["max"] = hi
-    if choices is not None:
-        meta["choices"] = choices
-    return meta
-
-
-def hp(default: Any, help: str, lo: float | None = None, hi: float | None = None, choices: tuple | None = None):
-    """A config field with a default and the metadata the dashboard turns into a widget (help, min, max, choices)."""
-    return field(default=default, metadata=_meta(help, lo, hi, choices))
-
-
 @dataclass(frozen=True)
 class OptimConfig:
     """Optimisation settings shared by every loop-based run; method configs extend it."""
@@ -88,8 +73,16 @@ class Batches:
     Each epoch is a ``randperm`` of the indices; batches are normalised (and optionally augmented) on the fly.
     """
 
-    def __init__(self, data: ImageData, idx: torch.Tensor, batch_size: int, *, split: str = "train",
-                 augment_batches: bool = False, generator: torch.Generator | None = None) -> None:
+    def __init__(
+        self,
+        data: ImageData,
+        idx: torch.Tensor,
+        batch_size: int,
+        *,
+        split: str = "train",
+        augment_batches: bool = False,
+        generator: torch.Generator | None = None,
+    ) -> None:
         if len(idx) == 0:
             raise ValueError("cannot draw batches from an empty index set")
         self.data = data
@@ -157,10 +150,21 @@ class Monitor:
     fn: Callable[[nn.Module, int], dict[str, float]]
 
 
-def run_loop(model: nn.Module, loss_fn: LossFn, streams: Mapping[str, Batches], cfg: OptimConfig, *,
-             total: int, params=None, on_step: Callable[[StepInfo], None] | None = None,
-             stop: StopFlag | None = None, monitor: Monitor | None = None, state: dict | None = None,
-             steps_per_epoch: int = 0, report_every: int = 1) -> LoopResult:
+def run_loop(
+    model: nn.Module,
+    loss_fn: LossFn,
+    streams: Mapping[str, Batches],
+    cfg: OptimConfig,
+    *,
+    total: int,
+    params=None,
+    on_step: Callable[[StepInfo], None] | None = None,
+    stop: StopFlag | None = None,
+    monitor: Monitor | None = None,
+    state: dict | None = None,
+    steps_per_epoch: int = 0,
+    report_every: int = 1,
+) -> LoopResult:
     """Optimise ``loss_fn`` over batches from ``streams`` for ``total`` steps.
 
     Args:
@@ -212,8 +216,17 @@ def run_loop(model: nn.Module, loss_fn: LossFn, streams: Mapping[str, Batches], 
         due_eval = monitor is not None and (step % monitor.every == 0 or step == total)
         if on_step is not None and (step % report_every == 0 or step == total or due_eval):
             evals = _run_monitor(model, monitor, step) if due_eval else {}
-            on_step(StepInfo(step, total, {k: float(v) for k, v in logs.items()}, time.perf_counter() - t0,
-                             step / steps_per_epoch if steps_per_epoch else 0.0, opt.param_groups[0]["lr"], evals))
+            on_step(
+                StepInfo(
+                    step,
+                    total,
+                    {k: float(v) for k, v in logs.items()},
+                    time.perf_counter() - t0,
+                    step / steps_per_epoch if steps_per_epoch else 0.0,
+                    opt.param_groups[0]["lr"],
+                    evals,
+                )
+            )
     if device.type == "cuda":
         model.to(memory_format=torch.contiguous_format)
     model.eval()
