@@ -15,25 +15,15 @@ from pathlib import Path
 
 import pytest
 
-from opc_core.jobs.manager import (
-    WARM_MAX_FAILURES,
-    JobManager,
-    _exit_text,
-    _PipeStop,
-    _read_line,
-    execute,
-    list_tasks,
-    register_task,
-)
+from opc_core.jobs.manager import WARM_MAX_FAILURES, JobManager, _exit_text
+from opc_core.jobs.worker import _PipeStop, _read_line
 from opc_core.runs.store import RunStore
+from opc_core.workflows import WORKFLOWS, execute, workflow
+from tests import job_fixtures
 
 ROOT = Path(__file__).resolve().parent.parent
 TIMEOUT = 60.0  # generous: the shared CPU may be slow; every wait polls and returns as soon as it can
 
-register_task("t_sleep", "tests.job_fixtures:sleep_steps")
-register_task("t_crash", "tests.job_fixtures:crash")
-register_task("t_fail", "tests.job_fixtures:fail")
-register_task("t_quick", "tests.job_fixtures:quick")
 
 
 @pytest.fixture
@@ -44,6 +34,7 @@ def store(tmp_path) -> RunStore:
 @pytest.fixture
 def manager(store, monkeypatch):
     monkeypatch.syspath_prepend(str(ROOT))  # workers get the parent's sys.path: `tests.job_fixtures` must import
+    monkeypatch.setenv("OPC_LAB_PLUGINS", job_fixtures.PLUGIN)  # ... and register its run kinds
     m = JobManager(store)
     yield m
     m.shutdown(wait=True, cancel_running=True)
@@ -59,12 +50,11 @@ def _until(predicate, timeout: float = TIMEOUT, what: str = "condition"):
 
 
 def test_registry():
-    assert {"train", "unlearn", "attack", "bench", "t_sleep"} <= set(list_tasks())
-    register_task("t_sleep", "tests.job_fixtures:sleep_steps")  # same target again: fine
+    assert {"train", "unlearn", "attack", "bench", "t_sleep"} <= set(WORKFLOWS.names())
     with pytest.raises(ValueError, match="already registered"):
-        register_task("t_sleep", "tests.job_fixtures:quick")
-    with pytest.raises(ValueError, match="module:function"):
-        register_task("t_bad", "no_colon")
+        workflow("t_sleep")(job_fixtures.quick)
+    with pytest.raises(KeyError, match="valid names"):
+        workflow("t_no_record")(job_fixtures.quick)  # a workflow needs its typed record first
 
 
 def test_quick_job_finishes_done_in_a_worker(manager, store):
@@ -72,12 +62,14 @@ def test_quick_job_finishes_done_in_a_worker(manager, store):
     run = manager.wait(run_id, TIMEOUT)
     assert run.status == "done" and run.error is None, run.error
     assert run.metrics == {"answer": 42, "echo": [1, 2]} and run.title == "quick one"
-    assert run.config == {"task": "t_quick", "target": "tests.job_fixtures:quick", "params": {"echo": [1, 2]}}
+    assert run.config == {"echo": [1, 2]} and run.params == job_fixtures.QuickParams(echo=[1, 2])
     assert run.pid not in (None, os.getpid()) and run.created <= run.started <= run.finished
     assert run.artifact_path("answer").read_text() == "[1, 2]"
     assert f"worker pid {run.pid}" in (run.folder / "log.txt").read_text()
     with pytest.raises(KeyError, match="valid names"):
         manager.submit("no_such_task", {})
+    with pytest.raises(ValueError, match="unknown t_sleep parameter"):
+        manager.submit("t_sleep", {"n": 3, "dtt": 0.1})  # a misspelt parameter is refused, never dropped
 
 
 def test_fifo_second_job_waits_queued(manager, store):
@@ -122,21 +114,18 @@ def test_execute_in_process(store, monkeypatch):
     """The pure run function (what a Ray task would call): failure, success, already final, pre-cancelled."""
     monkeypatch.syspath_prepend(str(ROOT))
 
-    def make(kind: str, target: str, params: dict) -> str:
-        return store.create(kind, {"task": kind, "target": target, "params": params}).id
-
-    failing = make("t_fail", "tests.job_fixtures:fail", {})
+    failing = store.create("t_fail", {}).id
     execute(failing, str(store.home))
     r = store.get(failing)
     assert r.status == "failed" and r.error.startswith("ValueError: boom") and "Traceback" in r.error
     assert r.pid == os.getpid() and r.finished is not None
-    ok = store.create("t_sleep", {"n": 3, "dt": 0.0}).id  # no target/params: registry target, config as params
+    ok = store.create("t_sleep", job_fixtures.SleepParams(n=3, dt=0.0)).id
     execute(ok, str(store.home))
     r = store.get(ok)
     assert r.status == "done" and r.metrics == {"steps_done": 3} and len(store.steps(ok)) == 3
     execute(ok, str(store.home))  # already final: not run again
     assert store.get(ok).finished == r.finished
-    pre = make("t_sleep", "tests.job_fixtures:sleep_steps", {"n": 3})
+    pre = store.create("t_sleep", {"n": 3}).id
     store.request_cancel(pre)
     execute(pre, str(store.home))
     assert store.get(pre).status == "cancelled" and store.steps(pre) == []
@@ -153,7 +142,7 @@ def test_worker_stop_pipe_and_server_exit(store, monkeypatch):
     os.close(w_fd)
     r2, w2 = os.pipe()
     gone = _PipeStop(r2)
-    run_id = store.create("t_sleep", {"task": "t_sleep", "params": {"n": 400, "dt": 0.01}}).id
+    run_id = store.create("t_sleep", {"n": 400, "dt": 0.01}).id
     worker = threading.Thread(target=execute, args=(run_id, str(store.home), gone))
     worker.start()
     _until(lambda: store.get(run_id).progress.get("step", 0) >= 2, 10, "steps")
@@ -172,9 +161,9 @@ def test_exit_text_names_the_signal(tmp_path):
 def test_restart_recovery_marks_dead_runs_interrupted(store):
     proc = subprocess.Popen([sys.executable, "-c", "pass"])
     proc.wait()
-    dead = store.create("unlearn", {}, status="running", pid=proc.pid)
-    orphan = store.create("unlearn", {}, status="queued", pid=proc.pid)
-    alive = store.create("unlearn", {}, status="running", pid=os.getpid())
+    dead = store.create("t_quick", {}, status="running", pid=proc.pid)
+    orphan = store.create("t_quick", {}, status="queued", pid=proc.pid)
+    alive = store.create("t_quick", {}, status="running", pid=os.getpid())
     m = JobManager(store)
     try:
         assert sorted(m.recovered) == sorted([dead.id, orphan.id])
@@ -188,6 +177,7 @@ def test_restart_recovery_marks_dead_runs_interrupted(store):
 @pytest.fixture
 def warm_manager(store, monkeypatch):
     monkeypatch.syspath_prepend(str(ROOT))
+    monkeypatch.setenv("OPC_LAB_PLUGINS", job_fixtures.PLUGIN)
     m = JobManager(store, warm=True)
     yield m
     m.shutdown(wait=True, cancel_running=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -15,7 +16,15 @@ from pathlib import Path
 import pytest
 import torch
 
-from opc_core.runs.store import FINAL, RunStore, pid_alive
+from opc_core.runs import AttackParams, TrainParams, UnlearnParams
+from opc_core.runs.liveness import pid_alive
+from opc_core.runs.run import FINAL
+from opc_core.runs import store as store_module
+from opc_core.runs.store import RunStore
+
+
+def _u(**kw) -> UnlearnParams:
+    return UnlearnParams(**{"dataset": "digits", "model": "cnn_small", "method": "opc", **kw})
 
 
 @pytest.fixture
@@ -30,13 +39,14 @@ def _dead_pid() -> int:
 
 
 def test_create_get_list(store):
-    a = store.create("unlearn", {"method": "opc", "lr": 0.01}, split={"forget_classes": [3]}, title="opc on digits")
-    b = store.create("attack", {"attack": "recovery"}, parent=a.id)
-    c = store.create("unlearn", {"method": "ga"}, status="running")
+    a = store.create("unlearn", _u(overrides={"lr": 0.01}), split={"forget_classes": [3]}, title="opc on digits")
+    b = store.create("attack", AttackParams("recovery", [a.id]), parent=a.id)
+    c = store.create("unlearn", _u(method="ga"), status="running")
     assert re.fullmatch(r"\d{8}-\d{6}-[0-9a-f]{6}", a.id) and len({a.id, b.id, c.id}) == 3
     got = store.get(a.id)
     assert (got.kind, got.status, got.title) == ("unlearn", "queued", "opc on digits")
-    assert got.config == {"method": "opc", "lr": 0.01} and got.split == {"forget_classes": [3]}
+    assert got.params == _u(overrides={"lr": 0.01}) and got.split == {"forget_classes": [3]}
+    assert got.config == dataclasses.asdict(_u(overrides={"lr": 0.01}))  # stored as-is, read back typed
     assert got.started is None and got.finished is None and got.metrics == {} and not got.cancel_requested
     assert store.get(c.id).started is not None and store.get(c.id).pid == os.getpid()  # created running: ours
     assert [r.id for r in store.list()] == [c.id, b.id, a.id]  # newest first
@@ -51,8 +61,8 @@ def test_create_get_list(store):
 def test_list_gives_the_split_summary_and_get_the_whole_split(store):
     split = {"mode": "class", "forget_idx": [1, 2], "retain_idx": [0, 3], "test_idx": [0, 1], "cal_idx": [1],
              "forget_classes": [1], "forget_ratio": None, "seed": 4}
-    run = store.create("unlearn", {}, split=split)
-    store.create("unlearn", {})  # no split at all
+    run = store.create("unlearn", _u(), split=split)
+    store.create("unlearn", _u())  # no split at all
     assert store.get(run.id).split == split
     listed = {r.id: r.split for r in store.list()}
     assert listed[run.id] == {"mode": "class", "forget_classes": [1], "forget_ratio": None, "seed": 4}
@@ -60,7 +70,7 @@ def test_list_gives_the_split_summary_and_get_the_whole_split(store):
 
 
 def test_status_transitions_set_timestamps(store):
-    run = store.create("train", {})
+    run = store.create("train", TrainParams("digits", "cnn_small"))
     t0 = time.time()
     store.set_status(run.id, "running", pid=os.getpid())
     r = store.get(run.id)
@@ -78,7 +88,7 @@ def test_status_transitions_set_timestamps(store):
 
 
 def test_steps_append_and_read_after(store):
-    run = store.create("unlearn", {})
+    run = store.create("unlearn", _u())
     for step in range(1, 6):
         store.append_step(
             run.id, step, 5, {"loss": 1.0 / step}, elapsed_s=0.1 * step, evals={"ua": 50.0} if step == 5 else None
@@ -94,13 +104,13 @@ def test_steps_append_and_read_after(store):
 
 
 def test_metrics_merge_and_nan_becomes_null(store):
-    run = store.create("unlearn", {"lr": float("nan")})
+    run = store.create("unlearn", _u(overrides={"lr": float("nan")}))
     store.update_metrics(run.id, {"ua": 1.5, "per_class": {"0": 99.0}})
     store.update_metrics(run.id, {"per_class": [1, float("inf")], "mia": float("nan"), "ta": torch.tensor(0.25)})
     store.append_step(run.id, 1, 1, {"loss": float("nan")}, 0.1)
     r = store.get(run.id)
     assert r.metrics == {"ua": 1.5, "per_class": [1, None], "mia": None, "ta": 0.25}
-    assert r.config == {"lr": None} and store.steps(r.id)[0]["losses"] == {"loss": None}
+    assert r.config["overrides"] == {"lr": None} and store.steps(r.id)[0]["losses"] == {"loss": None}
     con = sqlite3.connect(store.db_path)
     texts = con.execute("SELECT config, metrics, progress FROM runs").fetchone()
     con.close()
@@ -113,7 +123,7 @@ def test_metrics_merge_and_nan_becomes_null(store):
 
 
 def test_artifacts_and_delete(store, tmp_path):
-    run = store.create("unlearn", {})
+    run = store.create("unlearn", _u())
     folder = store.artifact_dir(run.id)
     assert folder.is_dir() and folder == store.home / "runs" / run.id
     (folder / "model.safetensors").write_bytes(b"x")
@@ -131,20 +141,20 @@ def test_artifacts_and_delete(store, tmp_path):
     assert not folder.exists() and store.steps(run.id) == [] and outside.exists()
     with pytest.raises(KeyError):
         store.get(run.id)
-    live = store.create("unlearn", {}, status="running", pid=os.getpid())
+    live = store.create("unlearn", _u(), status="running", pid=os.getpid())
     with pytest.raises(ValueError, match="cancel it"):
         store.delete(live.id)
 
 
 def test_cancel_flag(store):
-    run = store.create("unlearn", {})
+    run = store.create("unlearn", _u())
     assert not store.cancel_requested(run.id)
     store.request_cancel(run.id)
     assert store.cancel_requested(run.id) and store.get(run.id).cancel_requested
 
 
 def test_concurrent_writer_and_readers_do_not_lock(store):
-    run = store.create("unlearn", {}, status="running")
+    run = store.create("unlearn", _u(), status="running")
     errors: list[BaseException] = []
     n = 200
 
@@ -181,14 +191,58 @@ def test_pid_alive():
 
 def test_mark_interrupted(store):
     dead = _dead_pid()
-    lost = store.create("unlearn", {}, status="running", pid=dead)
-    alive = store.create("unlearn", {}, status="running", pid=os.getpid())
-    orphan = store.create("unlearn", {}, status="queued", pid=dead)  # its server is gone
-    external = store.create("unlearn", {}, status="queued")  # queued by other code (no owner pid): left alone
-    finished = store.create("unlearn", {}, status="done", pid=dead)
+    lost = store.create("unlearn", _u(), status="running", pid=dead)
+    alive = store.create("unlearn", _u(), status="running", pid=os.getpid())
+    orphan = store.create("unlearn", _u(), status="queued", pid=dead)  # its server is gone
+    external = store.create("unlearn", _u(), status="queued")  # queued by other code (no owner pid): left alone
+    finished = store.create("unlearn", _u(), status="done", pid=dead)
     assert sorted(store.mark_interrupted()) == sorted([lost.id, orphan.id])
     r = store.get(lost.id)
     assert r.status == "interrupted" and "restarted" in r.error and r.finished is not None
     assert "exited before the run started" in store.get(orphan.id).error
     assert [store.get(i).status for i in (alive.id, external.id, finished.id)] == ["running", "queued", "done"]
     assert store.mark_interrupted() == []
+
+
+def test_unknown_parameters_are_refused_and_kinds_must_be_registered(store):
+    with pytest.raises(ValueError, match="unknown unlearn parameter.*valid: dataset"):
+        store.create("unlearn", {"dataset": "digits", "model": "cnn_small", "method": "opc", "lrr": 1})
+    with pytest.raises(KeyError, match="valid names"):
+        store.create("no_such_kind", {})
+    with pytest.raises(TypeError, match="takes UnlearnParams"):
+        store.create("unlearn", TrainParams("digits", "cnn_small"))
+    assert store.list() == []
+
+
+def test_schema_1_configs_are_upgraded_to_typed_records(tmp_path):
+    """A store written before typed records (four config shapes) opens with every readable config typed."""
+    home = tmp_path / "old"
+    home.mkdir()
+    con = sqlite3.connect(home / "runs.sqlite")
+    con.executescript(store_module._SCHEMA.replace(", stage TEXT", "") + "PRAGMA user_version=1;")
+    old = {
+        "job": ("unlearn", {"task": "unlearn", "target": "opc_core.tasks:unlearn_task",
+                            "params": {"dataset": "digits", "model": "cnn_small", "method": "ft", "seed": 3}}),
+        "cli": ("unlearn", {"method": "opc", "dataset": "digits", "model": "cnn_small", "seed": 0,
+                            "forget_classes": [0, 1], "forget_ratio": None, "config": {"lr": 0.1},
+                            "original_checkpoint": "x.safetensors"}),
+        "bench": ("unlearn", {"method": "opc", "label": "opc[layer=features]", "dataset": "digits",
+                              "model": "cnn_small", "bench": "b1"}),
+        "inv": ("attack", {"attack": "inversion", "run_ids": ["r1"], "settings": {"iterations": 5}}),
+        "junk": ("unlearn", {"nothing": "useful"}),
+    }
+    for i, (run_id, (kind, config)) in enumerate(old.items()):
+        con.execute("INSERT INTO runs (id, kind, status, config, created) VALUES (?, ?, 'done', ?, ?)",
+                    (run_id, kind, json.dumps(config), float(i)))
+    con.commit()
+    con.close()
+    store = RunStore(home)
+    assert store.get("job").params == UnlearnParams("digits", "cnn_small", "ft", seed=3)
+    assert store.get("cli").params == UnlearnParams("digits", "cnn_small", "opc", forget_classes=[0, 1])
+    assert store.get("bench").params.name == "opc[layer=features]"
+    assert store.get("inv").params == AttackParams("inversion", ["r1"], settings={"iterations": 5})
+    with pytest.raises(ValueError, match="unknown unlearn parameter"):
+        store.get("junk").params  # unreadable: left as it was, and reading it typed is an error, not a guess
+    stage = {"label": "ft", "phase": "unlearn", "index": 0, "count": 1}
+    store.append_steps("job", [{"step": 1, "total": 2, "losses": {"ce": 1.0}, "elapsed_s": 0.1, "stage": stage}])
+    assert store.steps("job")[0]["stage"] == stage and store.get("job").progress["stage"] == stage

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import logging
+from pathlib import Path
 
-from opc_core.cli.main import command, emit
-from opc_core.cli.unlearn import _parse_classes
+from opc_core.cli.main import command, emit, run_workflow
+from opc_core.cli.unlearn import parse_classes, parse_kv
 
 
 def _attack_args(p: argparse.ArgumentParser) -> None:
@@ -17,49 +17,14 @@ def _attack_args(p: argparse.ArgumentParser) -> None:
                    help="attack setting, e.g. cal_exclude_forget=true, eps=1e-3, iterations=200")
 
 
-def _settings(items: list[str]) -> dict:
-    out = {}
-    for item in items:
-        if "=" not in item:
-            raise ValueError(f"expected key=value, got {item!r}")
-        k, v = (s.strip() for s in item.split("=", 1))
-        low = v.lower()
-        if low in ("true", "false"):
-            out[k] = low == "true"
-        else:
-            try:
-                out[k] = int(v)
-            except ValueError:
-                try:
-                    out[k] = float(v)
-                except ValueError:
-                    out[k] = v
-    return out
-
-
 @command("attack", "Run the recovery attacks or gradient inversion on a stored unlearn run", _attack_args)
 def _attack(args: argparse.Namespace) -> dict:
-    from opc_core.runs.store import RunStore
-    from opc_core.workflows import attack as analysis
+    from opc_core.runs.record import AttackParams
 
-    store = RunStore()
-    settings = _settings(args.set)
-    if args.attack == "recovery":
-        res = analysis.recovery_for_run(args.run, store, settings)
-        out = {"run_id": args.run, "attack": "recovery",
-               "recovered_ua": {k: v["recovered_ua"] for k, v in res.items()}, "details": res}
-    else:
-        run = store.create("attack", {"attack": "inversion", "run_ids": [args.run], "settings": settings},
-                           parent=args.run, status="running")
-        try:
-            res = analysis.inversion_for_runs([args.run], store, out_run=run.id, n_images=args.images,
-                                              settings=settings)
-        except BaseException as exc:
-            store.set_status(run.id, "failed", error=str(exc))
-            raise
-        store.update_metrics(run.id, res)
-        store.set_status(run.id, "done")
-        out = {"run_id": args.run, "attack": "inversion", "attack_run": run.id, **res}
+    params = AttackParams(attack=args.attack, run_ids=[args.run], n_images=args.images,
+                          settings=settings_of(parse_kv(args.set)))
+    res = run_workflow(args, params)
+    out = {"run_id": args.run, "attack": args.attack, "attack_run": res["run_id"], **res}
 
     def human(r):
         if r["attack"] == "recovery":
@@ -67,6 +32,23 @@ def _attack(args: argparse.Namespace) -> dict:
         return "\n".join(f"{k:<24} PSNR {v['psnr']:6.2f} dB  SSIM {v['ssim']:.3f}" for k, v in r["inversion"].items())
 
     emit(args, out, human)
+    return out
+
+
+def settings_of(raw: dict[str, str]) -> dict:
+    """KEY=VALUE strings as JSON values: true/false, integers, floats, else the text."""
+    out = {}
+    for k, v in raw.items():
+        low = v.lower()
+        if low in ("true", "false"):
+            out[k] = low == "true"
+            continue
+        for cast in (int, float, str):
+            try:
+                out[k] = cast(v)
+                break
+            except ValueError:
+                continue
     return out
 
 
@@ -84,18 +66,14 @@ def _bench_args(p: argparse.ArgumentParser) -> None:
 
 @command("bench", "Shallow-vs-deep benchmark: methods x metrics x all attacks, with the paper-style chart", _bench_args)
 def _bench(args: argparse.Namespace) -> dict:
-    from opc_core.workflows.bench import markdown_table, run_bench
+    from opc_core.report.bench import markdown_table, write_outputs
+    from opc_core.runs.record import BenchParams
 
-    log = logging.getLogger("opc_core.workflows.bench")
-    last = {"t": -10.0}
-
-    def on_step(info):
-        if info.elapsed_s - last["t"] >= 10:
-            last["t"] = info.elapsed_s
-            log.info("step %d %s", info.step, " ".join(f"{k} {v:.3f}" for k, v in info.losses.items()))
-
-    res = run_bench(args.dataset, args.model, args.methods.split(","),
-                    forget_classes=_parse_classes(args.forget_classes), forget_ratio=args.forget_ratio,
-                    seed=args.seed, inversion_images=args.images, out=args.out, on_step=on_step)
+    params = BenchParams(dataset=args.dataset, model=args.model, methods=args.methods.split(","),
+                         forget_classes=parse_classes(args.forget_classes), forget_ratio=args.forget_ratio,
+                         seed=args.seed, inversion_images=args.images)
+    res = run_workflow(args, params, every_s=10)
+    if args.out:
+        write_outputs(res, Path(args.out))
     emit(args, res, markdown_table)
     return res

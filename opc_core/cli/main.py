@@ -9,9 +9,12 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import signal
 import sys
 from collections.abc import Callable
 from typing import Any
+
+from opc_core.runs.lifecycle import Terminated
 
 COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], Any], str]] = {}
 
@@ -102,7 +105,7 @@ def _report_args(p: argparse.ArgumentParser) -> None:
 @command("report", "Export unlearn runs: a self-contained HTML report, a CSV table and the JSON records",
          _report_args)
 def _report(args: argparse.Namespace) -> dict:
-    from opc_core.report.tables import run_params, write_report
+    from opc_core.report.tables import write_report
     from opc_core.runs.store import RunStore
 
     store = RunStore()
@@ -112,7 +115,7 @@ def _report(args: argparse.Namespace) -> dict:
         runs = [r for r in store.list(kind="unlearn", oldest_first=True) if r.done]
     for key in ("dataset", "method"):
         if getattr(args, key):
-            runs = [r for r in runs if run_params(r).get(key) == getattr(args, key)]
+            runs = [r for r in runs if getattr(r.params, key) == getattr(args, key)]
     out = {"runs": [r.id for r in runs], **write_report(runs, args.out, args.title)}
     emit(args, out, lambda o: f"{len(o['runs'])} run(s) -> {o['html']}, {o['csv']}, {o['json']}")
     return out
@@ -132,23 +135,34 @@ def _train_args(p: argparse.ArgumentParser) -> None:
 
 @command("train", "Train a base model and save it as a checkpoint", _train_args)
 def _train(args: argparse.Namespace) -> dict:
-    from dataclasses import replace
+    from opc_core.runs.record import TrainParams
 
-    from opc_core.train.zoo import TrainConfig, train_base_model
+    params = TrainParams(dataset=args.dataset, model=args.model, epochs=args.epochs, lr=args.lr,
+                         batch_size=args.batch_size, seed=args.seed, out=args.out, data_root=args.root)
+    out = run_workflow(args, params, every_s=5)
+    emit(args, out["meta"], lambda m: f"test accuracy {m['test_accuracy']:.2f}% -> {m['path']}")
+    return out
 
-    over = {k: v for k, v in (("epochs", args.epochs), ("lr", args.lr), ("batch_size", args.batch_size)) if v}
-    cfg = replace(TrainConfig(), seed=args.seed, **over)
-    last = {"t": 0.0}
 
-    def on_step(info):
-        if not args.json and info.elapsed_s - last["t"] > 5 or info.step == info.total:
+def progress_logger(name: str, every_s: float):
+    """An ``on_step`` that logs the step and its loss terms at most every ``every_s`` seconds, and the last step."""
+    log, last = logging.getLogger(name), {"t": -float("inf")}
+
+    def on_step(info) -> None:
+        if info.elapsed_s - last["t"] >= every_s or info.step == info.total:
             last["t"] = info.elapsed_s
-            logging.getLogger("opc_core.train").info("step %d/%d ce %.4f (%.0fs)", info.step, info.total,
-                                                     info.losses["ce"], info.elapsed_s)
+            terms = " ".join(f"{k} {v:.4f}" for k, v in info.losses.items())
+            log.info("step %d/%d %s (%.0fs)", info.step, info.total, terms, info.elapsed_s)
 
-    _, meta = train_base_model(args.dataset, args.model, cfg, on_step=on_step, out=args.out, data_root=args.root)
-    emit(args, meta, lambda m: f"test accuracy {m['test_accuracy']:.2f}% -> {m['path']}")
-    return meta
+    return on_step
+
+
+def run_workflow(args: argparse.Namespace, params, every_s: float = 5.0) -> dict:
+    """Run the workflow of ``params`` here as a stored run (the one lifecycle), logging its progress."""
+    from opc_core.workflows import Options, start
+
+    on_step = progress_logger(f"opc_core.{type(params).kind}", every_s)
+    return start(params, options=Options(on_step=on_step, device=args.device))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -160,7 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text, description=help_text)
         add_args(p)
         p.add_argument("--json", action="store_true", help="print one JSON document")
-        p.add_argument("--device", help="cpu, cuda, mps (default: auto)")
+        p.add_argument("--device", help="cpu, cuda, mps (default: $OPC_LAB_DEVICE, else the best available)")
     return parser
 
 
@@ -170,20 +184,26 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, stream=sys.stderr,
                         format="%(levelname)s %(name)s: %(message)s")
-    if getattr(args, "device", None):
-        import os
-
-        os.environ["OPC_LAB_DEVICE"] = args.device
+    previous = signal.signal(signal.SIGTERM, _terminate)  # a run killed with SIGTERM ends "interrupted", not "running"
     try:
         COMMANDS[args.command][1](args)
     except (KeyError, ValueError, FileNotFoundError) as exc:
         msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
         sys.stderr.write(f"error: {msg}\n")
         return 2
-    except InterruptedError as exc:
-        sys.stderr.write(f"stopped: {exc}\n")
-        return 1
+    except (InterruptedError, KeyboardInterrupt) as exc:
+        sys.stderr.write(f"stopped: {exc or 'Ctrl-C'}\n")
+        return 130 if isinstance(exc, KeyboardInterrupt) else 1
+    except Terminated:
+        sys.stderr.write("stopped: terminated (SIGTERM)\n")
+        return 143
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     return 0
+
+
+def _terminate(signum, frame) -> None:
+    raise Terminated(f"signal {signum}")
 
 
 def _load_command_modules() -> None:

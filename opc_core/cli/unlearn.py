@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import logging
 
-from opc_core.cli.main import command, emit
+from opc_core.cli.main import command, emit, run_workflow
 
 
-def _parse_classes(text: str | None) -> list[int] | None:
+def parse_classes(text: str | None) -> list[int] | None:
     if text is None:
         return None
     try:
@@ -56,25 +55,28 @@ def _unlearn_args(p: argparse.ArgumentParser) -> None:
 
 @command("unlearn", "Run one unlearning method and store the run", _unlearn_args)
 def _unlearn(args: argparse.Namespace) -> dict:
-    from opc_core.workflows.unlearn import unlearn_run
+    from opc_core.runs.record import UnlearnParams
 
-    log = logging.getLogger("opc_core.unlearn")
-    last = {"t": -10.0}
-
-    def on_step(info):
-        if info.elapsed_s - last["t"] >= 5 or info.step == info.total:
-            last["t"] = info.elapsed_s
-            terms = " ".join(f"{k} {v:.4f}" for k, v in info.losses.items())
-            log.info("step %d/%d %s (%.0fs)", info.step, info.total, terms, info.elapsed_s)
-
-    out = unlearn_run(args.dataset, args.model, args.method, checkpoint=args.checkpoint,
-                      forget_classes=_parse_classes(args.forget_classes), forget_ratio=args.forget_ratio,
-                      seed=args.seed, overrides=args.set, on_step=on_step, mia=not args.no_mia, data_root=args.root)
+    params = UnlearnParams(dataset=args.dataset, model=args.model, method=args.method, checkpoint=args.checkpoint,
+                           forget_classes=parse_classes(args.forget_classes), forget_ratio=args.forget_ratio,
+                           seed=args.seed, overrides=parse_kv(args.set), mia=not args.no_mia, data_root=args.root)
+    out = run_workflow(args, params)
 
     def human(r):
         mia = "n/a" if r["mia"] is None else f"{r['mia']:.1f}"
-        return (f"run {r['run_id']}: {r['method']} UA {r['ua']:.1f}  RA {r['ra']:.1f}  TA {r['ta']:.1f}  "
+        return (f"run {r['run_id']}: {r['label']} UA {r['ua']:.1f}  RA {r['ra']:.1f}  TA {r['ta']:.1f}  "
                 f"MIA {mia}  ({r['seconds']:.1f}s)\ncheckpoint: {r['checkpoint']}")
 
     emit(args, out, human)
+    return out
+
+
+def parse_kv(items: list[str]) -> dict[str, str]:
+    """``["lr=0.1", "epochs=2"]`` -> ``{"lr": "0.1", "epochs": "2"}`` (values are coerced by the config they set)."""
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"expected KEY=VALUE, got {item!r}")
+        out[key.strip()] = value.strip()
     return out

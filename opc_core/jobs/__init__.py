@@ -1,1 +1,1 @@
-"""Background execution: worker processes, the stop channel, and the job manager that queues runs."""
+"""Background execution: worker processes with a stop channel, and the job manager that queues runs."""

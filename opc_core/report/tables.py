@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import json
 import time
@@ -14,33 +15,31 @@ from pathlib import Path
 from typing import Any
 
 from opc_core.report import text as ui_text
-from opc_core.runs.store import Run
+from opc_core.runs.record import forget_text
+from opc_core.runs.run import Run
 
 LEGEND_KEYS = ("ua", "ra", "ta", "mia", "recovered_ua_fm", "contraction_radius", "psnr")
 
 
 def run_params(run: Run) -> dict[str, Any]:
-    """What a run was asked to do: the job's params (dashboard/CLI runs alike) overlaid by its stored metrics."""
-    params = dict(run.config.get("params", run.config))
-    for key in ("forget_classes", "forget_ratio"):  # a benchmark's runs keep them in their split only
-        if params.get(key) is None and run.split and run.split.get(key) is not None:
-            params[key] = run.split[key]
-    for key in ("method", "dataset", "model", "forget_classes", "forget_ratio", "seed"):
-        if run.metrics.get(key) is not None:
-            params[key] = run.metrics[key]
+    """What a run was asked to do (its typed record as a dict), with the forget set it actually used (its split)."""
+    params = dataclasses.asdict(run.params)
+    if run.split:  # the resolved forget set: a default request (None) stored the classes it chose
+        for key in ("forget_classes", "forget_ratio"):
+            if key in params and run.split.get(key) is not None:
+                params[key] = run.split[key]
     return params
 
 
 def method_label(run: Run) -> str | None:
     """The method of an unlearn run as the benchmark names it: ``opc``, or a variant such as ``opc[layer=features]``."""
-    p = run_params(run)
-    return p.get("label") or p.get("method")
+    return run.params.name if run.kind == "unlearn" else None
 
 
 def run_label(run: Run) -> str:
     """One line naming a run: method (or attack) · dataset · what was forgotten · id."""
     p = run_params(run)
-    what = f"classes {p['forget_classes']}" if p.get("forget_classes") else f"{p.get('forget_ratio') or 0:.0%} random"
+    what = forget_text(p.get("forget_classes"), p.get("forget_ratio"))
     name = method_label(run) or p.get("attack") or run.kind
     return f"{name} · {p.get('dataset', '?')} · {what} · {run.id}"
 
@@ -51,14 +50,14 @@ def run_row(run: Run) -> dict[str, Any]:
     rec = m.get("recovery") or {}
     inv = m.get("inversion") or {}
     rep = m.get("representation") or {}
-    forget = p.get("forget_classes") or (f"{p['forget_ratio']:.0%} random" if p.get("forget_ratio") else None)
+    forget = forget_text(p.get("forget_classes"), p.get("forget_ratio"))
     return {
         "run": run.id,
         "status": run.status,
         "method": method_label(run),
         "dataset": p.get("dataset"),
         "model": p.get("model"),
-        "forget": str(forget),
+        "forget": forget,
         "UA": m.get("ua"),
         "RA": m.get("ra"),
         "TA": m.get("ta"),

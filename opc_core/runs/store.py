@@ -17,34 +17,30 @@ numpy/torch scalars or arrays turned into plain numbers/lists.
 
 from __future__ import annotations
 
-import dataclasses
-import functools
 import json
 import logging
-import math
 import os
 import secrets
 import shutil
 import sqlite3
-import sys
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from opc_core.env import paths
+from opc_core.env.jsonable import to_jsonable
+from opc_core.runs.liveness import pid_alive
+from opc_core.runs.record import make_params, params_dict, upgrade_config
+from opc_core.runs.run import FINAL, STATUSES, Run
 
 log = logging.getLogger(__name__)
 
 _JSON_COLUMNS = ("config", "split", "metrics", "artifacts", "progress")
-STATUSES = ("queued", "running", "done", "failed", "cancelled", "interrupted")
-FINAL = frozenset({"done", "failed", "cancelled", "interrupted"})
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: typed parameter records in ``config``, a ``stage`` per step
 BUSY_TIMEOUT_MS = 5000
-PID_START_SLACK_S = 1.0  # a process that started this long after a run recorded its pid is a reused pid
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -56,7 +52,7 @@ CREATE TABLE IF NOT EXISTS runs (
 CREATE INDEX IF NOT EXISTS runs_created ON runs(created);
 CREATE TABLE IF NOT EXISTS steps (
     run_id TEXT NOT NULL, step INTEGER NOT NULL, total INTEGER, elapsed_s REAL, losses TEXT NOT NULL DEFAULT '{}',
-    evals TEXT NOT NULL DEFAULT '{}', epoch REAL, lr REAL, PRIMARY KEY (run_id, step)
+    evals TEXT NOT NULL DEFAULT '{}', epoch REAL, lr REAL, stage TEXT, PRIMARY KEY (run_id, step)
 ) WITHOUT ROWID;
 """  # WITHOUT ROWID: the (run_id, step) primary key is the table's own clustered index, no second index needed
 
@@ -69,142 +65,18 @@ _LIST_SELECT = (
 )
 
 _INSERT_STEP = (
-    "INSERT OR REPLACE INTO steps (run_id, step, total, elapsed_s, losses, evals, epoch, lr) "
-    "VALUES (:run_id, :step, :total, :elapsed_s, :losses, :evals, :epoch, :lr)"
+    "INSERT OR REPLACE INTO steps (run_id, step, total, elapsed_s, losses, evals, epoch, lr, stage) "
+    "VALUES (:run_id, :step, :total, :elapsed_s, :losses, :evals, :epoch, :lr, :stage)"
 )
 
 
-def clean_json(obj: Any) -> Any:
-    """``obj`` as plain JSON values: NaN/inf -> None, numpy/torch values -> numbers/lists, tuples -> lists."""
-    if obj is None or isinstance(obj, (bool, int, str)):
-        return obj
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, Mapping):
-        return {str(k): clean_json(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple, set, frozenset)):
-        return [clean_json(v) for v in obj]
-    if isinstance(obj, Path):
-        return str(obj)
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return clean_json(dataclasses.asdict(obj))
-    if hasattr(obj, "tolist"):  # numpy arrays/scalars, torch tensors
-        return clean_json(obj.tolist())
-    raise TypeError(f"cannot store a {type(obj).__name__} as JSON: {obj!r:.80}")
-
-
 def dumps(obj: Any) -> str:
-    """Strict JSON text of ``clean_json(obj)``."""
-    return json.dumps(clean_json(obj), allow_nan=False)
+    """Strict JSON text of ``to_jsonable(obj)``."""
+    return json.dumps(to_jsonable(obj), allow_nan=False)
 
 
 def _loads(text: str | None) -> Any:
     return None if text is None else json.loads(text)
-
-
-@functools.lru_cache(maxsize=1)
-def _boot_time() -> float | None:
-    try:
-        for line in Path("/proc/stat").read_text().splitlines():
-            if line.startswith("btime "):
-                return float(line.split()[1])
-    except OSError:
-        pass
-    return None
-
-
-def _proc_state(pid: int) -> tuple[str, float | None] | None:
-    """(state letter, start time as a Unix time) from Linux ``/proc``, or None where unavailable."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()  # after "pid (comm)"
-        boot = _boot_time()
-        start = boot + int(fields[19]) / os.sysconf("SC_CLK_TCK") if boot is not None else None
-        return fields[0], start
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-def pid_alive(pid: int | None, since: float | None = None) -> bool:
-    """Whether process ``pid`` exists and is not a zombie.
-
-    Args:
-        pid: the process id recorded with a run.
-        since: when the pid was recorded (Unix time); a live process that started later than this is a *reused* pid
-            (e.g. a restarted container's server got the same pid) and counts as dead. Needs Linux ``/proc``.
-    """
-    if pid is None or pid <= 0:
-        return False
-    if sys.platform == "win32":  # os.kill(pid, 0) would send CTRL_C there; err on the side of "alive"
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass  # exists, owned by someone else
-    except OSError:
-        return False
-    state = _proc_state(pid)
-    if state is None:
-        return True
-    letter, start = state
-    if letter in ("Z", "X"):
-        return False
-    return not (since is not None and start is not None and start > since + PID_START_SLACK_S)
-
-
-@dataclass
-class Run:
-    """One row of the run store. ``artifacts`` maps a name to a path relative to the run folder (or absolute)."""
-
-    id: str
-    kind: str
-    status: str
-    title: str
-    config: dict
-    split: dict | None
-    parent: str | None
-    created: float
-    started: float | None
-    finished: float | None
-    error: str | None
-    metrics: dict
-    artifacts: dict[str, str]
-    pid: int | None
-    cancel_requested: bool
-    progress: dict
-    folder: Path = field(default=Path("."), repr=False, compare=False)  # the run's artifact folder (absolute)
-
-    @property
-    def final(self) -> bool:
-        """True once the run reached done / failed / cancelled / interrupted."""
-        return self.status in FINAL
-
-    @property
-    def active(self) -> bool:
-        """True while queued or running."""
-        return self.status in ("queued", "running")
-
-    @property
-    def done(self) -> bool:
-        return self.status == "done"
-
-    @property
-    def duration_s(self) -> float | None:
-        """Seconds from start to finish (or to now while running); None before it started."""
-        if self.started is None:
-            return None
-        return (self.finished if self.finished is not None else time.time()) - self.started
-
-    def artifact_path(self, name: str) -> Path | None:
-        """Absolute path of artifact ``name``, or None when the run has no such artifact."""
-        rel = self.artifacts.get(name)
-        return None if rel is None else (self.folder / rel)
-
-    def to_dict(self) -> dict:
-        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-        d["folder"] = str(self.folder)
-        return d
 
 
 class RunStore:
@@ -220,8 +92,12 @@ class RunStore:
         try:  # set up once per file: WAL is persistent, and a current user_version means the tables exist
             if con.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
                 con.execute("PRAGMA journal_mode=WAL")
-            if con.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
-                con.executescript(f"{_SCHEMA}\nPRAGMA user_version={SCHEMA_VERSION};")  # idempotent DDL
+            version = con.execute("PRAGMA user_version").fetchone()[0]
+            if version != SCHEMA_VERSION:
+                con.executescript(_SCHEMA)  # idempotent DDL
+                if version == 1:
+                    _upgrade_from_1(con)
+                con.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         finally:
             con.close()
 
@@ -280,7 +156,7 @@ class RunStore:
     def create(
         self,
         kind: str,
-        config: dict,
+        params: Any,
         *,
         split: dict | None = None,
         parent: str | None = None,
@@ -291,8 +167,8 @@ class RunStore:
         """Insert a new run; its id is ``YYYYmmdd-HHMMSS-`` plus 6 random hex digits (local time).
 
         Args:
-            kind: what runs (train / unlearn / attack / bench, or a registered task kind).
-            config: everything needed to reproduce it (JSON values).
+            kind: a registered run kind (:mod:`opc_core.runs.record`).
+            params: its typed parameters (or a mapping of them, checked against the kind's record).
             split: the split's ``to_dict()``, when the run uses one.
             parent: id of the run this one derives from (e.g. the unlearn run an attack evaluates).
             title: a human label (default: the kind).
@@ -308,7 +184,7 @@ class RunStore:
             kind=kind,
             status=status,
             title=title or kind,
-            config=dumps(config),
+            config=dumps(params_dict(make_params(kind, params))),
             parent=parent,
             created=now,
             split=None if split is None else dumps(split),
@@ -470,17 +346,19 @@ class RunStore:
                 "run_id": run_id,
                 "losses": dumps(r.get("losses") or {}),
                 "evals": dumps(r.get("evals") or {}),
+                "stage": None if r.get("stage") is None else dumps(r["stage"]),
             }
             for r in records
         ]
         last = max(records, key=lambda r: int(r["step"]))
-        progress = {k: last.get(k) for k in ("step", "total", "elapsed_s", "losses")}
+        progress = {k: last.get(k) for k in ("step", "total", "elapsed_s", "losses", "stage")}
         with self._write() as con:
             con.executemany(_INSERT_STEP, rows)
             con.execute("UPDATE runs SET progress = ? WHERE id = ?", (dumps(progress), run_id))
 
     def steps(self, run_id: str, after: int = 0) -> list[dict]:
-        """Step records with ``step > after`` in step order: ``{step, total, elapsed_s, losses, evals, epoch, lr}``."""
+        """Step records with ``step > after`` in step order: ``{step, total, elapsed_s, losses, evals, epoch, lr,
+        stage}`` (``stage``: which part of a multi-part run the step belongs to, or None)."""
         with self._read() as con:
             rows = con.execute(
                 "SELECT * FROM steps WHERE run_id = ? AND step > ? ORDER BY step", (run_id, int(after))
@@ -489,7 +367,7 @@ class RunStore:
         for r in rows:
             d = dict(r)
             del d["run_id"]
-            out.append({**d, "losses": _loads(d["losses"]), "evals": _loads(d["evals"])})
+            out.append({**d, "losses": _loads(d["losses"]), "evals": _loads(d["evals"]), "stage": _loads(d["stage"])})
         return out
 
     def _merge_json(self, run_id: str, column: str, update: dict) -> None:
@@ -497,7 +375,7 @@ class RunStore:
             row = con.execute(f"SELECT {column} FROM runs WHERE id = ?", (run_id,)).fetchone()
             if row is None:
                 raise KeyError(f"no run {run_id!r} in {self.db_path}")
-            merged = {**_loads(row[0]), **clean_json(update)}
+            merged = {**_loads(row[0]), **to_jsonable(update)}
             con.execute(f"UPDATE runs SET {column} = ? WHERE id = ?", (dumps(merged), run_id))
 
     def update_metrics(self, run_id: str, metrics: dict) -> None:
@@ -567,6 +445,21 @@ class RunStore:
                 log.warning("run %s: %s", run.id, error)
                 marked.append(run.id)
         return marked
+
+
+def _upgrade_from_1(con: sqlite3.Connection) -> None:
+    """Schema 1 -> 2: add the steps' stage column and store every readable config as its typed record."""
+    if "stage" not in {r[1] for r in con.execute("PRAGMA table_info(steps)")}:
+        con.execute("ALTER TABLE steps ADD COLUMN stage TEXT")
+    for run_id, kind, config in con.execute("SELECT id, kind, config FROM runs").fetchall():
+        try:
+            typed = upgrade_config(kind, json.loads(config))
+        except ValueError:
+            typed = None
+        if typed is not None:
+            con.execute("UPDATE runs SET config = ? WHERE id = ?", (dumps(typed), run_id))
+        else:
+            log.warning("run %s: its %s config could not be read as a typed record; left as it was", run_id, kind)
 
 
 def _check_status(status: str) -> None:

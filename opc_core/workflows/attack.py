@@ -1,4 +1,4 @@
-"""Analyses of stored unlearning runs: recovery attacks, gradient inversion, the feature map and the depth view.
+"""The attack workflow: the recovery attacks or gradient inversion on stored unlearn runs.
 
 Each function reads a run from the run store (its split, its unlearned checkpoint and the original checkpoint it
 started from), computes, and writes its results back to the store, so the dashboard pages only read.
@@ -12,12 +12,14 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
 from opc_core.data import ImageData, Split, load_dataset
 from opc_core.env.device import default_device
+from opc_core.runs.lifecycle import RunContext
+from opc_core.runs.record import AttackParams
+from opc_core.workflows.base import workflow
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +46,7 @@ def load_run(run_id: str, store=None, device=None) -> LoadedRun:
     if ckpt is None or not ckpt.exists() or not run.split:
         raise ValueError(f"run {run_id} has no stored model (status {run.status}); it cannot be analysed")
     dev = default_device(device)
-    dataset = run.metrics.get("dataset") or run.config.get("params", run.config).get("dataset")
-    data = load_dataset(dataset, device=dev)
+    data = load_dataset(run.params.dataset, device=dev)
     unlearned, meta = load_checkpoint(ckpt, device=dev)
     original, _ = load_checkpoint(meta["parent"], device=dev)
     return LoadedRun(run, data, Split.from_dict(run.split), original, unlearned)
@@ -88,12 +89,13 @@ def inversion_for_runs(run_ids: Sequence[str], store=None, out_run: str | None =
                        stop=None) -> dict[str, Any]:
     """Gradient inversion of the same forget images against the original model and each run's unlearned model.
 
-    The reconstructions, their snapshots and PSNR/SSIM are written to ``out_run``'s artifact "inversion" (npz).
+    The reconstructions, their snapshots and PSNR/SSIM are written to ``out_run``'s artifact "inversion", a
+    :class:`opc_core.attacks.inversion.Gallery` (``Gallery.load`` reads it back).
 
     Returns:
         ``{"inversion": {model_key: {"psnr": mean, "ssim": mean}}, "images": [train indices]}``.
     """
-    from opc_core.attacks.inversion import InversionConfig, invert
+    from opc_core.attacks.inversion import Gallery, InversionConfig, invert
     from opc_core.runs.store import RunStore
 
     store = store or RunStore()
@@ -104,8 +106,7 @@ def inversion_for_runs(run_ids: Sequence[str], store=None, out_run: str | None =
     idx = forget_sample(first.split, n_images, seed=int((settings or {}).get("seed", 0)))
     images, labels = first.data.train_x[idx.to(first.data.device)], first.data.train_y[idx.to(first.data.device)]
     targets = {"original": first.original, **{lr.run.id: lr.unlearned for lr in loaded}}
-    arrays: dict[str, np.ndarray] = {"idx": idx.numpy(), "labels": labels.cpu().numpy(),
-                                     "true": (images.float() / 255.0).cpu().numpy()}
+    gallery = Gallery(idx.numpy(), labels.cpu().numpy(), (images.float() / 255.0).cpu().numpy())
     summary: dict[str, dict[str, float]] = {}
     for n, (key, model) in enumerate(targets.items()):
         def step_cb(info, n=n):
@@ -115,16 +116,10 @@ def inversion_for_runs(run_ids: Sequence[str], store=None, out_run: str | None =
         res = invert(model, first.data, images, labels, cfg, stop=stop, on_step=step_cb)
         if stop is not None and stop.is_set():
             raise InterruptedError("inversion cancelled")
-        arrays[f"rec__{key}"] = res.reconstructions.cpu().numpy()
-        arrays[f"psnr__{key}"] = res.psnr.cpu().numpy()
-        arrays[f"ssim__{key}"] = res.ssim.cpu().numpy()
-        if res.snapshots:
-            arrays[f"snap__{key}"] = np.stack([s.cpu().numpy() for _, s in res.snapshots])
-            arrays["snap_steps"] = np.array([it for it, _ in res.snapshots])
+        gallery.add(key, res)
         summary[key] = {"psnr": float(res.psnr.mean()), "ssim": float(res.ssim.mean()), "seconds": res.seconds}
     if out_run is not None:
-        path = store.artifact_dir(out_run) / "inversion.npz"
-        np.savez_compressed(path, **arrays)
+        path = gallery.save(store.artifact_dir(out_run) / "inversion.npz")
         store.add_artifact(out_run, "inversion", path)
     for lr in loaded:
         store.update_metrics(lr.run.id, {"inversion": {"original": summary["original"], "unlearned":
@@ -132,38 +127,15 @@ def inversion_for_runs(run_ids: Sequence[str], store=None, out_run: str | None =
     return {"inversion": summary, "images": idx.tolist(), "config": dataclasses.asdict(cfg)}
 
 
-def embedding_for_run(run_id: str, method: str = "umap", store=None) -> dict[str, Any]:
-    """The original and unlearned features of the run's fixed sample in one shared 2-D map, plus every snapshot.
-
-    Returns:
-        ``{"original": (n, 2), "unlearned": (n, 2), "frames": [(step, (n, 2)), ...], "is_forget": (n,),
-        "labels": (n,), "idx": (n,)}``; the frames are the feature snapshots taken during unlearning.
-    """
-    from opc_core.embedding.maps import EmbedConfig, embed
-    from opc_core.runs.store import RunStore
-    from opc_core.train.inference import features_and_logits
-
-    store = store or RunStore()
-    lr = load_run(run_id, store)
-    snap_path = lr.run.artifact_path("snapshots")
-    if snap_path is None or not snap_path.exists():
-        raise ValueError(f"run {run_id} has no feature snapshots")
-    snaps = np.load(snap_path, allow_pickle=False)
-    idx = torch.from_numpy(snaps["idx"])
-    f_orig = features_and_logits(lr.original, lr.data, idx)[0].numpy()
-    f_unl = features_and_logits(lr.unlearned, lr.data, idx)[0].numpy()
-    feats = {"original": f_orig, "unlearned": f_unl}
-    for i, step in enumerate(snaps["steps"]):
-        feats[f"step{int(step)}"] = snaps["features"][i]
-    pts = embed(feats, "original", EmbedConfig(method=method))
-    frames = [(int(s), pts[f"step{int(s)}"]) for s in snaps["steps"]]
-    return {"original": pts["original"], "unlearned": pts["unlearned"], "frames": frames,
-            "is_forget": snaps["is_forget"], "labels": snaps["labels"], "idx": snaps["idx"]}
-
-
-def depth_for_run(run_id: str, store=None) -> list[dict]:
-    """Per-block forget/retain norm ratio and probe accuracy on D_f, original vs unlearned."""
-    from opc_core.embedding.maps import depth_profile
-
-    lr = load_run(run_id, store)
-    return depth_profile({"original": lr.original, "unlearned": lr.unlearned}, lr.data, lr.split)
+@workflow("attack")
+def attack(params: AttackParams, ctx: RunContext) -> dict[str, Any]:
+    """Recovery attacks on one unlearn run, or gradient inversion of the same forget images on one or more."""
+    if params.attack == "recovery":
+        if len(params.run_ids) != 1:
+            raise ValueError(f"the recovery attacks take one unlearn run, got {len(params.run_ids)}")
+        rec = recovery_for_run(params.run_ids[0], ctx.store, params.settings)
+        return {"recovery": rec, "recovered_ua": {k: v["recovered_ua"] for k, v in rec.items()}}
+    if params.attack == "inversion":
+        return inversion_for_runs(params.run_ids, ctx.store, out_run=ctx.run_id, n_images=params.n_images,
+                                  settings=params.settings, on_step=ctx.on_step, stop=ctx.stop)
+    raise ValueError(f"unknown attack {params.attack!r}; valid: recovery, inversion")

@@ -1,13 +1,10 @@
-"""Headless workflows: one unlearning run from a pretrained model to stored metrics and checkpoint.
-
-The dashboard's jobs, the CLI and the benchmark all call these functions; they never print or draw.
-"""
+"""The unlearn workflow: one method on a pretrained model, to a stored checkpoint, feature snapshots and metrics."""
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -17,8 +14,13 @@ import torch
 from torch import nn
 
 from opc_core.data import ImageData, Split, make_split
+from opc_core.metrics import evaluate
+from opc_core.runs.lifecycle import RunContext
+from opc_core.runs.record import UnlearnParams
 from opc_core.train.inference import features_and_logits
-from opc_core.train.loop import Monitor, StepInfo, StopFlag
+from opc_core.train.loop import Monitor, StepInfo
+from opc_core.train.zoo import save_checkpoint
+from opc_core.workflows.base import workflow
 
 log = logging.getLogger(__name__)
 
@@ -87,92 +89,53 @@ def build_split(data: ImageData, forget_classes: Sequence[int] | None, forget_ra
     return make_split(data, forget_classes=forget_classes, forget_ratio=forget_ratio, seed=seed)
 
 
-def unlearn_run(dataset: str, arch: str, method: str, *, checkpoint: str | Path | None = None,
-                forget_classes: Sequence[int] | None = None, forget_ratio: float | None = None, seed: int = 0,
-                overrides: Mapping[str, Any] | Iterable[str] = (), device=None, store=None,
-                run_id: str | None = None, on_step: Callable[[StepInfo], None] | None = None,
-                stop: StopFlag | None = None, mia: bool = True, data_root=None) -> dict[str, Any]:
-    """Unlearn ``method`` on a pretrained model, evaluate it, and store the run (checkpoint, steps, metrics).
+@workflow("unlearn")
+def unlearn(params: UnlearnParams, ctx: RunContext) -> dict[str, Any]:
+    """Unlearn ``params.method`` on a pretrained model, evaluate it, and store checkpoint, snapshots and metrics.
 
-    Args:
-        checkpoint: the original model's checkpoint (default: the zoo's best for (dataset, arch)).
-        overrides: config values over the dataset's preset (a mapping or "key=value" strings).
-        store: a RunStore (default: the one under OPC_LAB_HOME).
-        run_id: an existing queued run to fill (jobs); a new run is created otherwise.
-        stop: cancellation flag; a stopped run raises InterruptedError after saving what it had.
-
-    Returns:
-        The run summary: run_id, method, dataset, model, forget_classes, forget_ratio, seed, config, ua, ra, ta,
-        forget_test_acc, mia, seconds, steps, checkpoint, original_checkpoint, representation, original, per_class.
+    Returns the run summary: run_id, method, label, dataset, model, forget_classes, forget_ratio, seed, config (the
+    resolved method config), ua, ra, ta, forget_test_acc, mia, seconds, steps, checkpoint, original_checkpoint,
+    representation, original, per_class.
     """
     from opc_core.methods import get_method, make_config
-    from opc_core.runs.store import RunStore
     from opc_core.train.zoo import load_for
 
-    data, original, meta = load_for(dataset, arch, checkpoint, device=device, data_root=data_root)
-    split = build_split(data, forget_classes, forget_ratio, seed)
-    spec = get_method(method)
-    cfg = make_config(method, overrides, dataset)
-    store = store or RunStore()
-    config = {"method": method, "dataset": dataset, "model": arch, "seed": seed, "forget_classes":
-              list(split.forget_classes), "forget_ratio": split.forget_ratio, "config": asdict(cfg),
-              "original_checkpoint": meta["path"]}
-    own_run = run_id is None  # a run this call creates (CLI) is also finished by it; a job's run by its worker
-    if own_run:
-        run_id = store.create("unlearn", config, split=split.to_dict(), title=f"{method} on {dataset}",
-                              status="running").id
-    else:
-        store.update(run_id, split=split.to_dict())
-    snaps = SnapshotMonitor(data, split, seed=seed)  # the original's snapshot (step 0) is taken after the run
+    data, original, meta = load_for(params.dataset, params.model, params.checkpoint, device=ctx.device,
+                                    data_root=params.data_root)
+    split = build_split(data, params.forget_classes, params.forget_ratio, params.seed)
+    ctx.store.update(ctx.run_id, split=split.to_dict())
+    spec = get_method(params.method)
+    cfg = make_config(params.method, params.overrides, params.dataset)
+    snaps = SnapshotMonitor(data, split, seed=params.seed)  # the original's snapshot (step 0) is taken after the run
+    every = max(1, _planned_total(spec, cfg, data, split) // N_SNAPSHOTS)
     steps: list[StepInfo] = []
 
     def record(info: StepInfo) -> None:
         steps.append(info)
-        if on_step is not None:
-            on_step(info)
+        ctx.on_step(info)
 
-    every = max(1, _planned_total(spec, cfg, data, split) // N_SNAPSHOTS)
     t0 = time.perf_counter()
-    try:
-        summary = _unlearn_and_store(spec, original, data, split, cfg, record, stop, snaps, every, store, run_id,
-                                     config, meta, seed, mia, steps, t0)
-    except BaseException as exc:
-        if own_run:
-            store.set_status(run_id, "cancelled" if isinstance(exc, InterruptedError) else "failed",
-                             error=f"{type(exc).__name__}: {exc}")
-        raise
-    if own_run:
-        store.set_status(run_id, "done")
-    return summary
-
-
-def _unlearn_and_store(spec, original, data, split, cfg, record, stop, snaps, every, store, run_id, config, meta,
-                       seed, mia, steps, t0) -> dict[str, Any]:
-    """The body of :func:`unlearn_run`: unlearn, save snapshots and checkpoint, evaluate, store the summary."""
-    from opc_core.metrics import evaluate
-    from opc_core.train.zoo import save_checkpoint
-
-    dataset = config["dataset"]
-    unlearned = spec(original, data, split, cfg, on_step=record, stop=stop, monitor=snaps.monitor(every))
+    unlearned = spec(original, data, split, cfg, on_step=record, stop=ctx.stop, monitor=snaps.monitor(every))
     seconds = time.perf_counter() - t0
-    snaps.snapshot(original, 0)  # after the run, so that the first step is reported ~0.4 s sooner (CPU)
-    folder = store.artifact_dir(run_id)
-    store.add_artifact(run_id, "snapshots", snaps.save(folder / "snapshots.npz"))
-    ckpt = save_checkpoint(unlearned, folder / "model", {
-        "dataset": dataset, "classes": list(data.classes), "mean": list(data.mean), "std": list(data.std),
-        "recipe": {"method": config["method"], **asdict(cfg)}, "seed": seed, "parent": meta["path"], "run_id": run_id})
-    store.add_artifact(run_id, "checkpoint", ckpt)
-    if stop is not None and stop.is_set():
+    snaps.snapshot(original, 0)  # after the run, so that the first step is reported sooner
+    ctx.add_artifact("snapshots", snaps.save(ctx.artifact_dir / "snapshots.npz"))
+    ckpt = save_checkpoint(unlearned, ctx.artifact_dir / "model", {
+        "dataset": params.dataset, "classes": list(data.classes), "mean": list(data.mean), "std": list(data.std),
+        "recipe": {"method": params.method, **asdict(cfg)}, "seed": params.seed, "parent": meta["path"],
+        "run_id": ctx.run_id})
+    ctx.add_artifact("checkpoint", ckpt)
+    if ctx.stop.is_set():
         raise InterruptedError(f"unlearning cancelled after {steps[-1].step if steps else 0} steps")
-    metrics = evaluate(original, unlearned, data, split, mia=mia)
-    summary = {"run_id": run_id, **config, "ua": metrics["ua"], "ra": metrics["ra"], "ta": metrics["ta"],
-               "forget_test_acc": metrics["forget_test_acc"], "mia": metrics.get("mia"),
-               "seconds": round(seconds, 2), "steps": steps[-1].step if steps else 0,
-               "checkpoint": str(ckpt), "representation": metrics["representation"],
-               "original": metrics["original"], "per_class": metrics["per_class"]}
-    store.update_metrics(run_id, summary)
-    log.info("%s on %s: UA %.1f RA %.1f TA %.1f in %.1fs", config["method"], dataset, summary["ua"], summary["ra"],
-             summary["ta"], seconds)
+    metrics = evaluate(original, unlearned, data, split, mia=params.mia)
+    summary = {"run_id": ctx.run_id, "method": params.method, "label": params.name, "dataset": params.dataset,
+               "model": params.model, "seed": params.seed, "forget_classes": list(split.forget_classes),
+               "forget_ratio": split.forget_ratio, "config": asdict(cfg), "original_checkpoint": meta["path"],
+               **{k: metrics[k] for k in ("ua", "ra", "ta", "forget_test_acc")}, "mia": metrics.get("mia"),
+               "seconds": round(seconds, 2), "steps": steps[-1].step if steps else 0, "checkpoint": str(ckpt),
+               **{k: metrics[k] for k in ("representation", "original", "per_class")}}
+    ctx.update_metrics(summary)
+    log.info("%s on %s: UA %.1f RA %.1f TA %.1f in %.1fs", params.name, params.dataset, summary["ua"],
+             summary["ra"], summary["ta"], seconds)
     return summary
 
 
