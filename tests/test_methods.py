@@ -87,6 +87,20 @@ def test_stop_event_ends_run(name, digits, digits_model, class_split):
 
 
 @pytest.mark.parametrize("name", METHODS)
+def test_planned_steps_is_what_the_loop_runs(name, digits, digits_model, class_split):
+    spec = get_method(name)
+    cfg = make_config(name, {"epochs": 0.2, "batch_size": 64})
+    steps = []
+    spec(digits_model, digits, class_split, cfg, on_step=steps.append)
+    planned = spec.planned_steps(cfg, class_split)
+    assert [s.step for s in steps] == list(range(1, planned + 1)) and steps[-1].total == planned
+    forget_only = name in ("ga", "be")  # an epoch is a pass over the forget set
+    n = len(class_split.forget_idx if forget_only else class_split.retain_idx)
+    assert planned == max(1, round(0.2 * math.ceil(n / 64)))
+    assert spec.planned_steps(dataclasses.replace(cfg, max_steps=1), class_split) == 1
+
+
+@pytest.mark.parametrize("name", METHODS)
 def test_config_fields_documented(name):
     spec = get_method(name)
     assert spec.description and spec.paper

@@ -30,6 +30,7 @@ from opc_core.train.loop import (
     OptimConfig,
     StepInfo,
     StopFlag,
+    epoch_steps,
     hp,
     planned_steps,
     run_loop,
@@ -63,6 +64,13 @@ class MethodSpec:
     fn: Unlearner
     class_wise_only: bool = False
     paper: str = ""
+    epoch_stream: str = "retain"  # the set whose size defines an epoch: "retain" or "forget"
+
+    def planned_steps(self, cfg: Any, split: Split) -> int:
+        """The number of optimiser steps a run of ``cfg`` on ``split`` takes (epochs over the epoch stream, capped by
+        max_steps): what the loop will run unless stopped."""
+        n = len(stream_indices(split, self.epoch_stream)[0])
+        return planned_steps(cfg, epoch_steps(n, cfg.batch_size))
 
     def __call__(
         self,
@@ -101,13 +109,21 @@ class MethodSpec:
 METHODS: Registry[MethodSpec] = Registry("method")
 
 
-def register_method(name: str, config: type, description: str, *, class_wise_only: bool = False, paper: str = ""):
+def register_method(
+    name: str,
+    config: type,
+    description: str,
+    *,
+    class_wise_only: bool = False,
+    paper: str = "",
+    epoch_stream: str = "retain",
+):
     """Decorator registering ``fn(model, data, split, cfg, *, on_step, stop, monitor)`` as method ``name``."""
     if not (dataclasses.is_dataclass(config) and issubclass(config, UnlearnConfig)):
         raise TypeError(f"config of method {name!r} must be a dataclass extending UnlearnConfig")
 
     def deco(fn: Unlearner) -> Unlearner:
-        METHODS.add(name, MethodSpec(name, description, config, fn, class_wise_only, paper))
+        METHODS.add(name, MethodSpec(name, description, config, fn, class_wise_only, paper, epoch_stream))
         return fn
 
     return deco
@@ -168,18 +184,26 @@ def working_copy(model: nn.Module) -> nn.Module:
     return clone
 
 
-def streams_for(
-    data: ImageData, split: Split, cfg: UnlearnConfig, names: Iterable[str], generator: torch.Generator
-) -> dict[str, Batches]:
-    """Batch streams over the split's sets: "retain", "forget" (training images) and "cal" (calibration images)."""
+def stream_indices(split: Split, name: str) -> tuple[torch.Tensor, str]:
+    """The indices a batch stream draws from and the part of the dataset they index: "retain" and "forget" (training
+    images) or "cal" (the calibration half of the test images)."""
     sources = {
         "retain": (split.retain_idx, "train"),
         "forget": (split.forget_idx, "train"),
         "cal": (split.cal_idx, "test"),
     }
+    if name not in sources:
+        raise KeyError(f"unknown stream {name!r}; valid: {sorted(sources)}")
+    return sources[name]
+
+
+def streams_for(
+    data: ImageData, split: Split, cfg: UnlearnConfig, names: Iterable[str], generator: torch.Generator
+) -> dict[str, Batches]:
+    """Batch streams over the split's sets (see :func:`stream_indices`), in the order of ``names``."""
     out = {}
     for name in names:
-        idx, part = sources[name]
+        idx, part = stream_indices(split, name)
         out[name] = Batches(data, idx, cfg.batch_size, split=part, augment_batches=cfg.augment, generator=generator)
     return out
 
@@ -212,7 +236,7 @@ def loop_unlearn(
     work = working_copy(model)
     data = data.to(model_device(work))
     gen = seed_everything(cfg.seed)
-    batches = streams_for(data, split, cfg, set(streams) | {epoch_stream}, gen)
+    batches = streams_for(data, split, cfg, dict.fromkeys([*streams, epoch_stream]), gen)  # declared order
     state = dict(state or {})
     state.update(data=data, split=split, generator=gen)
     if prepare is not None:

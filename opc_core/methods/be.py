@@ -83,6 +83,7 @@ def _expand(work: nn.Module, state: dict) -> None:
     "Boundary expanding: fine-tune the forget set into an extra shadow class, then prune it",
     class_wise_only=True,
     paper="Chen et al., Boundary Unlearning, CVPR 2023",
+    epoch_stream="forget",
 )
 def unlearn(
     model: nn.Module, data: ImageData, split: Split, cfg: Config, *, on_step=None, stop=None, monitor=None

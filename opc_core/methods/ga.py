@@ -46,6 +46,7 @@ def ga_loss(model: nn.Module, batch: dict, state: dict):
     Config,
     "Gradient ascent: maximise the cross-entropy of the forget set",
     paper="Thudi et al., EuroS&P 2022; Graves et al., AAAI 2021",
+    epoch_stream="forget",
 )
 def unlearn(
     model: nn.Module, data: ImageData, split: Split, cfg: Config, *, on_step=None, stop=None, monitor=None

@@ -12,7 +12,6 @@ after that only min-steps run, which repair the retain performance the max-steps
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
@@ -22,7 +21,7 @@ from torch import nn
 from opc_core.data import ImageData, Split
 from opc_core.methods.base import UnlearnConfig, loop_unlearn, register_method
 from opc_core.methods.common import distill_kl, frozen
-from opc_core.train.loop import hp
+from opc_core.train.loop import epoch_steps, hp
 
 
 @dataclass(frozen=True)
@@ -70,6 +69,6 @@ def scrub_loss(model: nn.Module, batch: dict, state: dict):
 def unlearn(
     model: nn.Module, data: ImageData, split: Split, cfg: Config, *, on_step=None, stop=None, monitor=None
 ) -> nn.Module:
-    steps_per_epoch = math.ceil(len(split.retain_idx) / min(cfg.batch_size, len(split.retain_idx)))
+    steps_per_epoch = epoch_steps(len(split.retain_idx), cfg.batch_size)
     state = {"cfg": cfg, "teacher": frozen(model), "max_phase_steps": round(cfg.msteps * steps_per_epoch)}
     return loop_unlearn(model, data, split, cfg, scrub_loss, on_step=on_step, stop=stop, monitor=monitor, state=state)

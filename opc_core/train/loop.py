@@ -97,7 +97,7 @@ class Batches:
 
     @property
     def steps_per_epoch(self) -> int:
-        return math.ceil(len(self.idx) / self.batch_size)
+        return epoch_steps(len(self.idx), self.batch_size)
 
     def __iter__(self) -> Batches:
         return self
@@ -131,6 +131,11 @@ def lr_factor(schedule: str, step: int, total: int) -> float:
     if schedule == "cosine":
         return 0.5 * (1.0 + math.cos(math.pi * min(step, total) / max(total, 1)))
     raise ValueError(f"unknown schedule {schedule!r}; valid: constant, cosine")
+
+
+def epoch_steps(n: int, batch_size: int) -> int:
+    """Batches in one pass over ``n`` samples drawn ``batch_size`` at a time (the last one may be short)."""
+    return math.ceil(n / max(1, min(batch_size, n)))
 
 
 def planned_steps(cfg: OptimConfig, steps_per_epoch: int) -> int:
