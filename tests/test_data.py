@@ -25,6 +25,7 @@ from opc_core.data import (
     make_split,
     random_crop,
     random_flip,
+    seeded_subset,
 )
 from opc_core.data import idx as idx_mod
 from opc_core.data.cifar import restricted_load
@@ -366,6 +367,28 @@ def test_random_split(digits):
     d = json.loads(json.dumps(s.to_dict()))
     back = Split.from_dict(d)
     assert back == s and back.forget_idx.dtype == torch.int64 and back.forget_ratio == 0.1
+
+
+def test_seeded_subset():
+    idx = torch.arange(100, 200)
+    a = seeded_subset(idx, 10, seed=3)
+    assert len(a) == 10 and torch.equal(a, a.sort().values) and len(set(a.tolist())) == 10
+    assert set(a.tolist()) <= set(idx.tolist()) and a.dtype == torch.int64
+    assert torch.equal(seeded_subset(idx, 10, seed=3), a) and not torch.equal(seeded_subset(idx, 10, seed=4), a)
+    assert torch.equal(seeded_subset(idx, 500, seed=0), idx)  # n beyond the set: all of it, sorted
+    assert len(seeded_subset(idx, 0, seed=0)) == 0
+    # the draw is the first n of one seeded permutation, so a larger n extends a smaller one
+    assert set(a.tolist()) <= set(seeded_subset(idx, 20, seed=3).tolist())
+    with pytest.raises(ValueError, match="negative"):
+        seeded_subset(idx, -1, seed=0)
+
+
+def test_random_split_draws_the_seeded_subset(digits):
+    n = len(digits.train_y)
+    s = make_split(digits, forget_ratio=0.1, seed=5)
+    assert torch.equal(s.forget_idx, seeded_subset(torch.arange(n), round(0.1 * n), 5))
+    old = torch.randperm(n, generator=torch.Generator().manual_seed(5))[: round(0.1 * n)].sort().values
+    assert torch.equal(s.forget_idx, old)  # stored random splits keep their meaning
 
 
 @pytest.mark.parametrize(

@@ -18,7 +18,7 @@ from opc_core.data.base import (
     list_datasets,
     load_dataset,
 )
-from opc_core.data.split import Split, make_split
+from opc_core.data.split import Split, make_split, seeded_subset
 
 __all__ = [
     "DATASETS",
@@ -35,4 +35,5 @@ __all__ = [
     "make_split",
     "random_crop",
     "random_flip",
+    "seeded_subset",
 ]

@@ -125,6 +125,18 @@ def _check_classes(forget_classes: Sequence[int], k: int) -> tuple[int, ...]:
     return tuple(sorted(classes))
 
 
+def seeded_subset(idx: torch.Tensor, n: int, seed: int) -> torch.Tensor:
+    """``min(n, len(idx))`` entries of ``idx`` drawn without replacement by a generator seeded with ``seed``, sorted.
+
+    The same (idx, n, seed) always gives the same subset, on any device; the result is on ``idx``'s device.
+    """
+    if n < 0:
+        raise ValueError(f"cannot draw a subset of negative size {n}")
+    gen = torch.Generator().manual_seed(seed)
+    pick = torch.randperm(len(idx), generator=gen)[: min(n, len(idx))]  # (n,) on the CPU
+    return idx[pick.to(idx.device)].sort().values
+
+
 def calibration_split(test_y: torch.Tensor, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Halve the test set per class: ``(test_idx, cal_idx)``, both sorted int64 on the CPU.
 
@@ -185,9 +197,8 @@ def make_split(
         n_forget = round(ratio * n)
         if not 1 <= n_forget <= n - 1:
             raise ValueError(f"forget_ratio {ratio} forgets {n_forget} of {n} training samples; need 1..{n - 1}")
-        g = torch.Generator().manual_seed(seed)
         mask = torch.zeros(n, dtype=torch.bool)
-        mask[torch.randperm(n, generator=g)[:n_forget]] = True
+        mask[seeded_subset(torch.arange(n), n_forget, seed)] = True
         mode, classes = "random", ()
     if not mask.any() or mask.all():
         raise ValueError(f"forget_classes {list(classes)} leave an empty forget or retain set")
