@@ -1,4 +1,5 @@
-"""Gradient inversion (SCIENCE.md §7) and the image metrics: known answers on tiny models and 8x8 digits."""
+"""Gradient inversion (docs/science.md §7), its result gallery and the image metrics: known answers on tiny models
+and 8x8 digits."""
 
 from __future__ import annotations
 
@@ -6,20 +7,24 @@ import dataclasses
 import math
 import threading
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
 
 from opc_core.attacks.inversion import (
+    OBJECTIVES,
     PRIORS,
+    Gallery,
     InversionConfig,
     TotalVariation,
     cosine_mismatch,
     invert,
+    l2_mismatch,
     make_prior,
     observed_gradients,
 )
-from opc_core.metrics.image import PSNR_CAP_DB, lpips_available, psnr, ssim
+from opc_core.metrics.image import PSNR_CAP_DB, psnr, ssim
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -79,10 +84,6 @@ def test_ssim_properties(size):
     worse = (a + 0.5 * torch.randn(a.shape, generator=g)).clamp(0, 1)
     assert (ssim(a, worse) < s).all()
     assert torch.allclose(ssim(a, a * 0.5 + 0.25), ssim(a * 0.5 + 0.25, a), atol=1e-6)
-
-
-def test_lpips_is_not_available_offline():
-    assert lpips_available() is False
 
 
 def test_priors_are_small_objects_with_a_scale():
@@ -188,3 +189,93 @@ def test_every_architecture_inverts(digits, arch):
     alone = invert(model, digits, digits.train_x[:2], digits.train_y[:2], dataclasses.replace(cfg, batched=False))
     assert torch.isfinite(torch.tensor(batched.losses)).all() and len(batched.snapshots) == 3
     assert torch.allclose(batched.reconstructions, alone.reconstructions, atol=1e-4)
+
+
+def test_objectives_lookup_matches_the_config():
+    assert set(OBJECTIVES) == set(dataclasses.fields(InversionConfig)[0].metadata["choices"]) == {"ig", "dlg"}
+    assert OBJECTIVES["ig"].mismatch is cosine_mismatch and OBJECTIVES["dlg"].mismatch is l2_mismatch
+    g = [torch.tensor([3.0, 4.0])]
+    assert l2_mismatch(g, [torch.zeros(2)]).item() == pytest.approx(25.0)
+    assert cosine_mismatch(g, [2 * g[0]]).item() == pytest.approx(0.0, abs=1e-6)  # scale-free
+    assert cosine_mismatch(g, [-g[0]]).item() == pytest.approx(2.0)
+
+
+# --- the gallery: the result file of an inversion job ----------------------------------------------------------------
+@pytest.fixture(scope="module")
+def gallery(digits, mlp):
+    """Three models' reconstructions of the same 3 digits (keys in a non-sorted order, as run ids come)."""
+    images, labels = digits.train_x[:3], digits.train_y[:3]
+    g = Gallery(np.array([0, 1, 2]), labels.numpy(), images.float().numpy() / 255.0)
+    cfg = InversionConfig(iterations=4, snapshot_every=2)
+    for seed, key in enumerate(("original", "20250101-zz-opc", "20240101-aa-ft")):
+        g.add(key, invert(mlp, digits, images, labels, dataclasses.replace(cfg, seed=seed)))
+    return g
+
+
+def test_gallery_round_trip(tmp_path, gallery):
+    path = gallery.save(tmp_path / "inversion.npz")
+    with np.load(path, allow_pickle=False) as z:  # fixed names, nothing pickled, no per-model keys
+        assert set(z.files) == {"version", "idx", "labels", "true", "steps", "keys"} | {
+            "images",
+            "psnr",
+            "ssim",
+            "snapshots",
+        }
+        assert z["snapshots"].shape == (3, 3, 3, 1, 8, 8)  # (models, steps, images, C, H, W)
+    back = Gallery.load(path)
+    assert back.keys == ["original", "20250101-zz-opc", "20240101-aa-ft"]
+    assert back.steps.tolist() == [0, 2, 4]
+    for name in ("idx", "labels", "true", "steps"):
+        assert np.array_equal(getattr(back, name), getattr(gallery, name)), name
+    for key in gallery.keys:
+        for name in ("images", "psnr", "ssim", "snapshots"):
+            assert np.array_equal(getattr(back.models[key], name), getattr(gallery.models[key], name)), (key, name)
+    rec = back.models["original"]
+    assert np.array_equal(rec.snapshots[-1], rec.images)  # the last snapshot is the final reconstruction
+    assert np.allclose(rec.psnr, psnr(torch.from_numpy(rec.images), torch.from_numpy(back.true)).numpy(), atol=1e-4)
+    empty = Gallery.load(Gallery(back.idx, back.labels, back.true).save(tmp_path / "empty.npz"))
+    assert empty.keys == [] and empty.true.shape == (3, 1, 8, 8)
+
+
+def test_gallery_refuses_what_does_not_fit(tmp_path, digits, mlp, gallery):
+    images, labels = digits.train_x[:3], digits.train_y[:3]
+    with pytest.raises(ValueError, match="already"):
+        gallery.add("original", invert(mlp, digits, images, labels, InversionConfig(iterations=4, snapshot_every=2)))
+    with pytest.raises(ValueError, match="snapshot steps"):
+        gallery.add("other", invert(mlp, digits, images, labels, InversionConfig(iterations=4, snapshot_every=0)))
+    with pytest.raises(ValueError, match="do not match"):
+        gallery.add("two", invert(mlp, digits, images[:2], labels[:2], InversionConfig(iterations=4, snapshot_every=2)))
+    assert "other" not in gallery.keys and "two" not in gallery.keys
+    old = tmp_path / "old.npz"  # the key-prefixed layout written before the gallery
+    np.savez(old, idx=np.arange(3), true=gallery.true, rec__original=gallery.true)
+    with pytest.raises(ValueError, match="not an inversion gallery"):
+        Gallery.load(old)
+
+
+def test_inversion_page_shows_a_stored_gallery(tmp_path, monkeypatch, gallery):
+    """The page reads the gallery an inversion job stored: one PSNR/SSIM per model, one image per model and digit."""
+    from pathlib import Path
+
+    from streamlit.testing.v1 import AppTest
+
+    root = Path(__file__).resolve().parent.parent
+    monkeypatch.syspath_prepend(str(root))
+    monkeypatch.setenv("OPC_LAB_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("OPC_LAB_WARM_WORKER", "0")
+    from opc_core.runs.store import RunStore
+
+    store = RunStore()
+    params = {"method": "opc", "dataset": "digits", "model": "cnn_small", "forget_classes": [0, 1]}
+    run = store.create("unlearn", params, status="done")
+    shown = Gallery(gallery.idx, gallery.labels, gallery.true, gallery.steps)
+    shown.models = {"original": gallery.models["original"], run.id: gallery.models["20250101-zz-opc"]}
+    att = store.create("attack", {"attack": "inversion", "run_ids": [run.id]}, status="done")
+    store.add_artifact(att.id, "inversion", shown.save(store.artifact_dir(att.id) / "inversion.npz"))
+    store.update_metrics(run.id, {"inversion": {"attack_run": att.id}})
+    at = AppTest.from_file(str(root / "pages" / "inversion.py"), default_timeout=60).run()
+    assert not at.exception, [e.value for e in at.exception]
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["PSNR · original"] == f"{gallery.models['original'].psnr.mean():.1f} dB"
+    assert metrics[f"SSIM · opc ({run.id[-6:]})"] == f"{gallery.models['20250101-zz-opc'].ssim.mean():.3f}"
+    assert len(at.get("image")) == 3 * (1 + 2)  # per digit: the true image, then one per model
+    assert at.select_slider(key=f"inv_iter_{att.id}").options == ["0", "2", "4", "final"]

@@ -1,12 +1,11 @@
-"""Attacks on unlearned models: recovery attacks (SCIENCE.md §6) and gradient inversion (§7).
+"""Attacks on unlearned models: recovery attacks (docs/science.md §6) and gradient inversion (§7).
 
-Importing the package registers every recovery attack in :data:`ATTACKS` (one module per attack); the gradient
-inversion lives in :mod:`opc_core.attacks.inversion`.
+:mod:`opc_core.attacks.recovery` holds the recovery-attack registry (importing it registers every attack);
+:mod:`opc_core.attacks.inversion` holds the gradient inversion. The names most callers need are re-exported here.
 """
 
-import importlib
-
-from opc_core.attacks.base import (
+from opc_core.attacks.inversion import Gallery, InversionConfig, InversionResult, invert
+from opc_core.attacks.recovery import (
     ATTACKS,
     AttackSpec,
     FeatureBank,
@@ -18,17 +17,14 @@ from opc_core.attacks.base import (
     register_attack,
     run_recovery,
     score_recovery,
+    shared_settings,
 )
-from opc_core.attacks.inversion import InversionConfig, InversionResult, invert
-
-# Registration order is the order the dashboard lists them in: the paper's attack first.
-for _name in ("fm", "hr", "prototype", "probe", "relearn"):
-    importlib.import_module(f"opc_core.attacks.{_name}")
 
 __all__ = [
     "ATTACKS",
     "AttackSpec",
     "FeatureBank",
+    "Gallery",
     "InversionConfig",
     "InversionResult",
     "RecoveryResult",
@@ -40,4 +36,5 @@ __all__ = [
     "register_attack",
     "run_recovery",
     "score_recovery",
+    "shared_settings",
 ]

@@ -1,4 +1,4 @@
-"""Image-similarity scores for gradient-inversion results (SCIENCE.md §7): PSNR and SSIM, per image.
+"""Image-similarity scores for gradient-inversion results (docs/science.md §7): PSNR and SSIM, per image.
 
 - PSNR = 10·log10(range² / MSE). Identical images have infinite PSNR; this module caps it at ``PSNR_CAP_DB`` = 100 dB
   (an MSE floor of 1e-10·range²), so scores stay finite, JSON-safe and averageable.
@@ -6,13 +6,10 @@
   similarity", IEEE TIP 2004: a Gaussian window of 11 pixels with σ = 1.5, C1 = (0.01·range)², C2 = (0.03·range)²,
   'valid' filtering (no padding), averaged over positions and channels. Images smaller than the window (8x8 digits)
   use the largest odd window that fits, with σ shrunk in proportion (7 pixels, σ ≈ 0.95 for 8x8).
-- LPIPS needs pretrained network weights that are not available offline; :func:`lpips_available` says so and nothing
-  here ever downloads.
+- No LPIPS: it needs pretrained network weights, and nothing here ever downloads.
 """
 
 from __future__ import annotations
-
-import math
 
 import torch
 import torch.nn.functional as F
@@ -72,13 +69,3 @@ def ssim(
     num = (2 * mu_a * mu_b + c1) * (2 * cov + c2)
     den = (mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2)
     return (num / den).flatten(1).mean(1)  # (N,)
-
-
-def lpips_available() -> bool:
-    """LPIPS needs pretrained AlexNet/VGG weights, which OPC Lab does not ship and never downloads: always False."""
-    return False
-
-
-def psnr_of_mse(mse: float, data_range: float = 1.0) -> float:
-    """PSNR in dB of a given MSE (capped like :func:`psnr`); handy for known-answer checks."""
-    return min(PSNR_CAP_DB, 10 * math.log10(data_range**2 / mse)) if mse > 0 else PSNR_CAP_DB

@@ -1,10 +1,15 @@
 """Plain-language explanations of every metric and attack, shown as tooltips and captions by the dashboard.
 
-A plain module of dicts (it imports nothing, and never streamlit): each metric has a short label, a one-line
-explanation and its good direction ("higher", "lower", "closer to 0", ...). The report and the pages read only these.
+Each metric has a short label, a one-line explanation and its good direction ("higher", "lower", "closer to 0", ...).
+The per-attack entries ("recovered_ua_<attack>") and the attack captions are read from the attacks' own metadata (the
+recovery-attack registry and the inversion objectives) when asked for, so an attack added in one file appears here too.
+The report and the pages read only these.
 """
 
 from __future__ import annotations
+
+from opc_core.attacks.inversion import OBJECTIVES
+from opc_core.attacks.recovery import ATTACKS, get_attack
 
 # key -> {"label", "help" (one line), "good" (the direction that means better / deeper forgetting)}
 METRICS: dict[str, dict[str, str]] = {
@@ -37,32 +42,6 @@ METRICS: dict[str, dict[str, str]] = {
         "label": "Recovered UA",
         "good": "higher",
         "help": "UA left after a recovery attack; high = the forgotten accuracy could not be restored.",
-    },
-    "recovered_ua_fm": {
-        "label": "UA after FM",
-        "good": "higher",
-        "help": "UA after the feature-mapping attack (the paper's): a linear map unlearned→original "
-        "features, fitted on held-out data.",
-    },
-    "recovered_ua_hr": {
-        "label": "UA after HR",
-        "good": "higher",
-        "help": "UA after head re-fitting: a new linear head fitted on held-out data.",
-    },
-    "recovered_ua_prototype": {
-        "label": "UA after prototype",
-        "good": "higher",
-        "help": "UA after writing the mean feature of k leaked forget samples into the head.",
-    },
-    "recovered_ua_probe": {
-        "label": "UA after probe",
-        "good": "higher",
-        "help": "UA after a logistic-regression probe trained on unlearned features of held-out data.",
-    },
-    "recovered_ua_relearn": {
-        "label": "UA after relearn",
-        "good": "higher",
-        "help": "UA after a few optimiser steps (Adam by default) on k leaked forget samples.",
     },
     "psnr": {
         "label": "PSNR (dB)",
@@ -131,31 +110,45 @@ METRICS: dict[str, dict[str, str]] = {
     "steps": {"label": "Steps", "good": "—", "help": "Optimiser steps the method took."},
 }
 
-# What each recovery attack assumes the attacker has (SCIENCE.md §6).
-ATTACKS: dict[str, str] = {
-    "fm": "FM (the paper's attack): unlearned and original models plus held-out calibration data, never D_f; "
-    "fits a linear map from unlearned to original features in closed form.",
-    "hr": "HR: the unlearned model and the original model's logits on held-out data; fits a new linear head.",
-    "prototype": "Prototype: k leaked forget samples; their mean feature is written into the head row of their class.",
-    "probe": "Linear probe: labelled held-out data; logistic regression on the unlearned model's features.",
-    "relearn": "Relearn: k leaked forget samples; a few Adam steps on them, scored on the rest of D_f.",
-}
 
-INVERSION: dict[str, str] = {
-    "ig": "Inverting Gradients (Geiping et al. 2020): optimise a dummy image so its gradient's cosine similarity "
-    "with the observed gradient is maximal, plus a total-variation prior. Knows the label.",
-    "dlg": "DLG (Zhu et al. 2019): optimise a dummy image to match the observed gradient in L2.",
-}
+def _recovered_ua(name: str) -> dict[str, str]:
+    """The metric entry of the recovered UA after recovery attack ``name``, from the attack's metadata."""
+    spec = get_attack(name)
+    return {
+        "label": f"UA after {spec.label}",
+        "good": "higher",
+        "help": f"UA after the {spec.label} attack. {spec.help}",
+    }
+
+
+def _entry(key: str) -> dict[str, str] | None:
+    """The entry of metric ``key``; a "recovered_ua_<attack>" key of a registered attack gets the attack's own."""
+    if key in METRICS:
+        return METRICS[key]
+    name = key.removeprefix("recovered_ua_")
+    return _recovered_ua(name) if name != key and name in ATTACKS else None
+
+
+def attack_caption(name: str) -> str:
+    """One line on recovery attack ``name``: its label, what it does and what the attacker has."""
+    spec = get_attack(name)
+    return f"**{spec.label}** ({spec.paper}): {spec.help} *Attacker holds:* {spec.threat_model}"
+
+
+def inversion_caption(method: str) -> str:
+    """One line on gradient-inversion objective ``method`` ("ig" or "dlg")."""
+    obj = OBJECTIVES[method]
+    return f"**{obj.label}** ({obj.paper}): {obj.help}"
 
 
 def label(key: str) -> str:
     """The short label of a metric (the key itself when unknown)."""
-    return METRICS.get(key, {}).get("label", key)
+    return (_entry(key) or {}).get("label", key)
 
 
 def explain(key: str) -> str:
     """One line: the explanation and the good direction, e.g. for a tooltip; empty when unknown."""
-    m = METRICS.get(key)
+    m = _entry(key)
     if m is None:
         return ""
     return f"{m['help']} Better: {m['good']}."

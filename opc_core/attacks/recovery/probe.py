@@ -15,10 +15,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from opc_core.attacks.base import CalibrationConfig, FeatureBank, RecoveryResult, register_attack
+from opc_core.attacks.recovery.base import CalibrationConfig, RecoveryResult, register_attack
+from opc_core.attacks.recovery.threat import FeatureBank
+from opc_core.config import hp
 from opc_core.data import ImageData, Split
 from opc_core.train.inference import labels_of
-from opc_core.train.loop import hp
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,9 @@ def _full_scores(decision: np.ndarray, classes: np.ndarray, k: int) -> torch.Ten
 @register_attack(
     "probe",
     Config,
-    "Linear probe: logistic regression on standardised unlearned features of D_cal",
+    label="probe",
+    help="Trains a logistic-regression probe on the unlearned model's features of held-out data.",
+    threat_model="The unlearned model and labelled calibration images D_cal, never D_f.",
     paper="beyond the paper (reviewers of arXiv 2507.07754)",
 )
 def attack(

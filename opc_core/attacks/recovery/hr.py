@@ -1,11 +1,11 @@
-"""HR, head re-fitting: a new linear head on the unlearned features, fitted on D_cal in closed form (SCIENCE.md §6).
+"""HR, head re-fitting: a new linear head on the unlearned features, fitted on D_cal in closed form.
 
     W = argmin_W ‖[F_u, 1] W − T‖² + λ‖W‖²,    F_u = f_u(X_cal)
 
 with T the original model's logits on D_cal (default) or the one-hot true labels (option ``target="onehot"``);
 a forget image x is predicted as argmax([f_u(x), 1] W). It asks the same question as FM (arXiv 2507.07754) without
 passing through the original head. λ is relative to the centred features' scale, as for FM; the bias is not
-regularised.
+regularised. See docs/science.md §6.
 """
 
 from __future__ import annotations
@@ -16,17 +16,12 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from opc_core.attacks.base import (
-    FeatureBank,
-    RecoveryResult,
-    RidgeConfig,
-    apply_affine,
-    register_attack,
-    ridge_fit,
-)
+from opc_core.attacks.recovery.base import RecoveryResult, RidgeConfig, register_attack
+from opc_core.attacks.recovery.ridge import apply_affine, ridge_fit
+from opc_core.attacks.recovery.threat import FeatureBank
+from opc_core.config import hp
 from opc_core.data import ImageData, Split
 from opc_core.train.inference import labels_of
-from opc_core.train.loop import hp
 
 
 @dataclass(frozen=True)
@@ -43,8 +38,10 @@ class Config(RidgeConfig):
 @register_attack(
     "hr",
     Config,
-    "Head re-fitting: ridge regression of f_u(D_cal) onto the original logits (or labels)",
-    paper="Jung et al. 2025, OPC (arXiv 2507.07754), §6 of SCIENCE.md",
+    label="HR",
+    help="Fits a new linear head on the unlearned features of held-out data, regressing the original model's logits.",
+    threat_model="The unlearned model and the original model's logits (or the true labels) on D_cal, never D_f.",
+    paper="Jung et al. 2025, OPC (arXiv 2507.07754); a variant of its FM attack without the original head",
 )
 def attack(
     unlearned: nn.Module,

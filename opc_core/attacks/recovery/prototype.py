@@ -21,11 +21,12 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from opc_core.attacks.base import FeatureBank, LeakConfig, RecoveryResult, leak_forget, register_attack
+from opc_core.attacks.recovery.base import LeakConfig, RecoveryResult, register_attack
+from opc_core.attacks.recovery.threat import FeatureBank, leak_forget
+from opc_core.config import hp
 from opc_core.data import ImageData, Split
 from opc_core.env.device import model_device
 from opc_core.train.inference import labels_of
-from opc_core.train.loop import hp
 
 
 @dataclass(frozen=True)
@@ -65,7 +66,9 @@ def write_prototypes(head: nn.Linear, protos: dict[int, torch.Tensor], bias: str
 @register_attack(
     "prototype",
     Config,
-    "Write the mean unlearned feature of k leaked forget samples into their class's head row",
+    label="prototype",
+    help="Writes the mean unlearned feature of the leaked samples into the head row of their class.",
+    threat_model="The unlearned model and k leaked forget samples with their labels; no calibration data.",
     paper="beyond the paper (reviewers of arXiv 2507.07754)",
 )
 def attack(

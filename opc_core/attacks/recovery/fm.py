@@ -10,7 +10,7 @@ set's features by something a linear map can undo, FM restores the forgotten acc
 to one point (OPC's one-point contraction) every forget image maps to the same output and nothing comes back.
 
 Choices the paper leaves open (documented options): λ = ``eps`` × the mean per-dimension sum of squares of the
-centred calibration features (scale-free, see :func:`opc_core.attacks.base.ridge_fit`); the bias row is not
+centred calibration features (scale-free, see :func:`opc_core.attacks.recovery.ridge.ridge_fit`); the bias row is not
 regularised.
 """
 
@@ -22,14 +22,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from opc_core.attacks.base import (
-    FeatureBank,
-    RecoveryResult,
-    RidgeConfig,
-    apply_affine,
-    register_attack,
-    ridge_fit,
-)
+from opc_core.attacks.recovery.base import RecoveryResult, RidgeConfig, register_attack
+from opc_core.attacks.recovery.ridge import apply_affine, ridge_fit
+from opc_core.attacks.recovery.threat import FeatureBank
 from opc_core.data import ImageData, Split
 from opc_core.env.device import model_device
 
@@ -42,7 +37,10 @@ class Config(RidgeConfig):
 @register_attack(
     "fm",
     Config,
-    "Feature mapping: ridge map f_u -> f_o fitted on D_cal, then the original head",
+    label="FM",
+    help="Fits a linear map from the unlearned to the original features on held-out data, then predicts with the "
+    "original head.",
+    threat_model="The unlearned and original models plus held-out calibration images D_cal, never D_f.",
     paper="Jung et al. 2025, OPC (arXiv 2507.07754)",
 )
 def attack(

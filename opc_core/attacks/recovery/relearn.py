@@ -10,10 +10,9 @@ Choices (documented options):
 - BatchNorm stays in eval mode (running statistics frozen): with k = 5 samples, batch statistics would be meaningless
   and would overwrite the running averages, which measures BatchNorm damage rather than relearning.
 - The default optimiser is Adam, lr 1e-3, not SGD. In eval mode the convolution gradients are scaled by
-  1/sqrt(running variance) and are badly conditioned: on the shipped Fashion-MNIST cnn_small one plain SGD step
-  (lr 0.01, momentum 0.9) on 5 correctly classified samples dropped accuracy on the other forget samples from 91% to
-  43%, i.e. the attack destroyed what it should recover. Adam's per-parameter step size does not blow up that way and
-  relearned a head-suppressed class best in our checks. ``optimizer="sgd"`` (with momentum and ``grad_clip``) remains.
+  1/sqrt(running variance) and are badly conditioned: one plain SGD step on a few correctly classified samples can
+  wreck the accuracy on the other forget samples, so the attack would destroy what it should recover. Adam's
+  per-parameter step size does not blow up that way. ``optimizer="sgd"`` (with momentum and ``grad_clip``) remains.
 """
 
 from __future__ import annotations
@@ -25,11 +24,12 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from opc_core.attacks.base import FeatureBank, LeakConfig, RecoveryResult, leak_forget, register_attack
+from opc_core.attacks.recovery.base import LeakConfig, RecoveryResult, register_attack
+from opc_core.attacks.recovery.threat import FeatureBank, leak_forget
+from opc_core.config import hp
 from opc_core.data import ImageData, Split
 from opc_core.env.device import model_device
 from opc_core.train.inference import labels_of, logits_of
-from opc_core.train.loop import hp
 
 
 @dataclass(frozen=True)
@@ -71,7 +71,9 @@ def relearn_copy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: Config
 @register_attack(
     "relearn",
     Config,
-    "A few steps on k leaked forget samples, scored on the rest of D_f",
+    label="relearn",
+    help="Takes a few optimiser steps (Adam by default) on the leaked samples and is scored on the rest of D_f.",
+    threat_model="The unlearned model and k leaked forget samples with their labels; no calibration data.",
     paper="beyond the paper (reviewers of arXiv 2507.07754)",
 )
 def attack(

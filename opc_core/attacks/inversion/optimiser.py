@@ -1,0 +1,194 @@
+"""The optimisation loop that turns observed gradients into images (docs/science.md §7).
+
+As in Geiping et al. 2020: Adam on the *sign* of the image gradient, lr 0.1, MultiStepLR decay by 0.1 at 3/8, 5/8 and
+7/8 of the iterations, the normalised image boxed after every step to the range that maps to [0, 1] pixels. Image i
+starts from Gaussian noise seeded ``seed + i`` (or zeros, the mean image). The reference runs 4,000-24,000
+iterations; the interactive default is far smaller, so snapshots show the progress.
+
+Batching: several images are reconstructed as ONE batch of independent problems (see
+:func:`opc_core.attacks.inversion.objectives.batched_objective`). ``batched=False`` runs the same problems one after
+another with plain autograd; it exists for the benchmark and as an independent cross-check in the tests. DLG
+originally used L-BFGS; here it uses the same Adam, because L-BFGS's line search couples the images of a batch (one
+step length for all problems), whereas Adam is elementwise and keeps the images independent.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from opc_core.attacks.inversion.config import InversionConfig
+from opc_core.attacks.inversion.objectives import OBJECTIVES, GradFn, batched_objective, make_prior, single_objective
+from opc_core.attacks.inversion.threat import eval_copy, math_attention
+from opc_core.data import ImageData
+from opc_core.env.device import model_device
+from opc_core.train.loop import StepInfo, StopFlag
+
+Box = tuple[torch.Tensor, torch.Tensor]  # per-channel (lo, hi), each (C, 1, 1), in normalised space
+Snapshots = list[tuple[int, torch.Tensor]]  # (iteration, images (N, C, H, W))
+OnIter = Callable[[int, float], bool]  # (iteration, mean objective) -> keep going?
+
+
+@dataclass(frozen=True)
+class Problems:
+    """N independent inversion problems: the attacked model (an eval copy), the known labels, the observed gradients
+    (one tensor (N, *param.shape) per parameter), the valid pixel box and the image shape (C, H, W)."""
+
+    model: nn.Module
+    labels: torch.Tensor
+    gradients: list[torch.Tensor]
+    box: Box
+    shape: tuple[int, ...]
+
+    def objective(self, cfg: InversionConfig, i: int | None = None) -> GradFn:
+        """All problems as one batch (``i`` None), or problem ``i`` alone with plain autograd."""
+        mismatch, prior = OBJECTIVES[cfg.method].mismatch, make_prior(cfg.prior, cfg.tv_weight)
+        if i is None:
+            return batched_objective(self.model, self.labels, self.gradients, mismatch, prior)
+        y, targets = self.labels[i : i + 1], [g[i] for g in self.gradients]
+        return single_objective(self.model, y, targets, mismatch, prior)
+
+
+def pixel_box(data: ImageData, device: torch.device) -> Box:
+    """Per-channel bounds (C, 1, 1) of normalised images whose pixels lie in [0, 1]."""
+    mean = torch.tensor(data.mean, device=device).view(-1, 1, 1)
+    std = torch.tensor(data.std, device=device).view(-1, 1, 1)
+    return (0 - mean) / std, (1 - mean) / std
+
+
+def start_images(problems: Problems, cfg: InversionConfig, first: int, n: int) -> torch.Tensor:
+    """Starting images (n, C, H, W) of problems ``first .. first + n - 1``; image i has its own generator
+    seeded ``seed + i``, so an image starts in the same place batched or alone."""
+    lo, hi = problems.box
+    if cfg.init == "zeros":
+        x = torch.zeros((n, *problems.shape))
+    else:
+        gens = [torch.Generator().manual_seed(cfg.seed + first + i) for i in range(n)]
+        x = torch.stack([torch.randn(problems.shape, generator=g) for g in gens])
+    return torch.maximum(torch.minimum(x.to(lo.device), hi), lo)
+
+
+def optimise(
+    x0: torch.Tensor, grad_fn: GradFn, cfg: InversionConfig, box: Box, on_iter: OnIter
+) -> tuple[torch.Tensor, list[float], Snapshots]:
+    """Adam (on the signed gradient) with step decay and boxing; ``on_iter(it, loss)`` returns False to stop.
+
+    Returns the final images, the mean objective per iteration, and snapshots (normalised space).
+    """
+    lo, hi = box
+    x = x0.clone()
+    opt = torch.optim.Adam([x], lr=cfg.lr)
+    n = cfg.iterations
+    sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=[n * 3 // 8, n * 5 // 8, n * 7 // 8], gamma=0.1)
+    losses: list[float] = []
+    snaps = [(0, x.detach().clone())]
+    for it in range(1, n + 1):
+        gx, values = grad_fn(x.detach())  # (n, C, H, W), (n,)
+        x.grad = gx.sign() if cfg.signed else gx
+        opt.step()
+        sched.step()
+        with torch.no_grad():
+            x.copy_(torch.maximum(torch.minimum(x, hi), lo))  # box: valid pixel range
+        losses.append(float(values.mean()))
+        if (cfg.snapshot_every and it % cfg.snapshot_every == 0) or it == n:
+            snaps.append((it, x.detach().clone()))
+        if not on_iter(it, losses[-1]):
+            if snaps[-1][0] != it:
+                snaps.append((it, x.detach().clone()))
+            break
+    return x.detach(), losses, snaps
+
+
+@math_attention
+def reconstruct(
+    model: nn.Module,
+    data: ImageData,
+    gradients: list[torch.Tensor],
+    labels: torch.Tensor,
+    cfg: InversionConfig,
+    *,
+    stop: StopFlag | None = None,
+    on_step: Callable[[StepInfo], None] | None = None,
+) -> dict[str, Any]:
+    """Invert observed per-image gradients into images (normalised space).
+
+    Args:
+        model: the attacked model (copied; run in eval mode).
+        data: gives the image shape and the normalisation (for the box).
+        gradients: one tensor (N, *param.shape) per parameter, as ``observed_gradients`` returns.
+        labels: the known labels (N,).
+        stop: checked every iteration; a set flag ends the run early with the current images.
+        on_step: receives a ``StepInfo`` after every iteration (losses: {"objective": mean over images}).
+
+    Returns:
+        ``{"images" (N, C, H, W), "snapshots" [(it, (N, C, H, W))], "losses", "iterations", "stopped"}``.
+    """
+    work = eval_copy(model)
+    device = model_device(work)
+    y = labels.to(device).long()
+    shape = (data.in_channels, data.image_size, data.image_size)
+    problems = Problems(work, y, gradients, pixel_box(data, device), shape)
+    total = cfg.iterations if cfg.batched else cfg.iterations * len(y)
+    t0, state = time.perf_counter(), {"done": 0, "stopped": False}
+
+    def on_iter(it: int, loss: float) -> bool:
+        state["done"] += 1
+        if on_step is not None:
+            on_step(StepInfo(state["done"], total, {"objective": loss}, time.perf_counter() - t0))
+        state["stopped"] = stop is not None and stop.is_set()
+        return not state["stopped"]
+
+    if cfg.batched:
+        x0 = start_images(problems, cfg, 0, len(y))
+        x, losses, snaps = optimise(x0, problems.objective(cfg), cfg, problems.box, on_iter)
+        out = {"images": x, "snapshots": snaps, "losses": losses, "iterations": len(losses)}
+    else:
+        out = _one_by_one(problems, cfg, on_iter, lambda: state["stopped"])
+    return {**out, "stopped": state["stopped"]}
+
+
+def _one_by_one(
+    problems: Problems, cfg: InversionConfig, on_iter: OnIter, stopped: Callable[[], bool]
+) -> dict[str, Any]:
+    """The sequential path: each image's problem alone with plain autograd, with the seed it has in the batch."""
+    finals, curves, histories = [], [], []
+    for i in range(len(problems.labels)):
+        x0 = start_images(problems, cfg, i, 1)
+        if stopped():  # not started: the starting image is all there is
+            finals.append(x0)
+            histories.append([(0, x0)])
+            continue
+        x, losses, snaps = optimise(x0, problems.objective(cfg, i), cfg, problems.box, on_iter)
+        finals.append(x)
+        curves.append(losses)
+        histories.append(snaps)
+    return {
+        "images": torch.cat(finals),
+        "snapshots": _merge_snapshots(histories),
+        "losses": _mean_curve(curves),
+        "iterations": max((len(c) for c in curves), default=0),
+    }
+
+
+def _mean_curve(curves: list[list[float]]) -> list[float]:
+    """Mean over images of per-iteration losses (images that stopped early count until they stopped)."""
+    out = []
+    for it in range(max((len(c) for c in curves), default=0)):
+        vals = [c[it] for c in curves if len(c) > it]
+        out.append(sum(vals) / len(vals))
+    return out
+
+
+def _merge_snapshots(histories: list[Snapshots]) -> Snapshots:
+    """Stack per-image snapshots; an image without a snapshot at some iteration contributes its latest one."""
+    its = sorted({it for h in histories for it, _ in h})
+    merged = []
+    for it in its:
+        frames = [[x for i, x in h if i <= it][-1] for h in histories]
+        merged.append((it, torch.cat(frames)))
+    return merged
