@@ -168,3 +168,54 @@ def test_report_exports_html_csv_json_of_finished_runs(tmp_path):
 @pytest.mark.parametrize("cmd", ["datasets", "zoo", "train", "methods", "unlearn", "attack", "bench", "report"])
 def test_help(cmd):
     assert "usage" in run_cli(cmd, "--help").stdout
+
+
+def _store(home):
+    from opc_core.runs.store import RunStore
+
+    return RunStore(home)
+
+
+def test_unlearn_attack_and_bench_leave_the_same_records_as_the_dashboard(tmp_path):
+    home = tmp_path / "home"
+    base = ("--dataset", "digits", "--forget-classes", "0,1", "--no-mia", "--json")
+    run = json.loads(run_cli("unlearn", "--method", "ft", "--set", "max_steps=6", *base, home=home).stdout)
+    store = _store(home)
+    stored = store.get(run["run_id"])
+    assert stored.status == "done" and stored.params.overrides == {"max_steps": "6"} and run["steps"] == 6
+    assert len(store.steps(run["run_id"])) == 6  # CLI runs store their loss curve too
+    rec = json.loads(run_cli("attack", "recovery", "--run", run["run_id"], "--json", home=home).stdout)
+    attack = store.get(rec["attack_run"])  # the CLI's recovery creates an attack run, as the page's job does
+    assert attack.kind == "attack" and attack.status == "done" and attack.params.run_ids == [run["run_id"]]
+    assert rec["recovered_ua"]["fm"] == store.get(run["run_id"]).metrics["recovery"]["fm"]["recovered_ua"]
+    inv = json.loads(run_cli("attack", "inversion", "--run", run["run_id"], "--images", "2", "--set",
+                             "iterations=3", "--json", home=home).stdout)
+    assert store.get(inv["attack_run"]).status == "done" and set(inv["inversion"]) == {"original", run["run_id"]}
+    bench = json.loads(run_cli("bench", "--dataset", "digits", "--methods", "opc:max_steps=4,ga:max_steps=2",
+                               "--forget-classes", "0,1", "--images", "0", "--json", home=home).stdout)
+    children = store.list(parent=bench["run_id"], oldest_first=True)
+    assert store.get(bench["run_id"]).status == "done" and [c.params.name for c in children] == [
+        "opc[max_steps=4]", "ga[max_steps=2]"]
+    assert [r["run_id"] for r in bench["rows"]] == [c.id for c in children]
+
+
+@pytest.mark.parametrize(("sig", "status", "code"), [("SIGINT", "cancelled", 130), ("SIGTERM", "interrupted", 143)])
+def test_ctrl_c_and_sigterm_of_a_cli_run_are_recorded(tmp_path, sig, status, code):
+    import signal
+    import time
+
+    home = tmp_path / "home"
+    env = dict(os.environ, OPC_LAB_DEVICE="cpu", OPC_LAB_HOME=str(home))
+    proc = subprocess.Popen([sys.executable, "-m", "opc_core", "unlearn", "--dataset", "digits", "--method", "ft",
+                             "--set", "max_steps=100000", "--no-mia"], env=env, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        runs = _store(home).list() if (home / "runs.sqlite").exists() else []
+        if runs and runs[0].progress.get("step", 0) >= 3:
+            break
+        time.sleep(0.2)
+    proc.send_signal(getattr(signal, sig))
+    _, err = proc.communicate(timeout=60)
+    (run,) = _store(home).list()
+    assert proc.returncode == code and "Traceback" not in err
+    assert run.status == status and run.finished is not None and 3 <= run.progress["step"] < 100000

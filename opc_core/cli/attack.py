@@ -6,7 +6,8 @@ import argparse
 from pathlib import Path
 
 from opc_core.cli.main import command, emit, run_workflow
-from opc_core.cli.unlearn import parse_classes, parse_kv
+from opc_core.cli.unlearn import parse_classes
+from opc_core.config import parse_kv
 
 
 def _attack_args(p: argparse.ArgumentParser) -> None:

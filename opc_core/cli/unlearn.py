@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from opc_core.cli.main import command, emit, run_workflow
+from opc_core.config import parse_kv
 
 
 def parse_classes(text: str | None) -> list[int] | None:
@@ -68,15 +69,4 @@ def _unlearn(args: argparse.Namespace) -> dict:
                 f"MIA {mia}  ({r['seconds']:.1f}s)\ncheckpoint: {r['checkpoint']}")
 
     emit(args, out, human)
-    return out
-
-
-def parse_kv(items: list[str]) -> dict[str, str]:
-    """``["lr=0.1", "epochs=2"]`` -> ``{"lr": "0.1", "epochs": "2"}`` (values are coerced by the config they set)."""
-    out = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise ValueError(f"expected KEY=VALUE, got {item!r}")
-        out[key.strip()] = value.strip()
     return out

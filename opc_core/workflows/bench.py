@@ -12,6 +12,7 @@ import logging
 import time
 from typing import Any
 
+from opc_core.config import parse_variant
 from opc_core.runs.lifecycle import RunContext, Stage
 from opc_core.runs.record import BenchParams, UnlearnParams
 from opc_core.train.loop import StepInfo
@@ -19,17 +20,6 @@ from opc_core.workflows.attack import inversion_for_runs, recovery_for_run
 from opc_core.workflows.base import Options, start, workflow
 
 log = logging.getLogger(__name__)
-
-
-def parse_method_spec(spec: str) -> tuple[str, str, dict[str, str]]:
-    """``"opc:layer=features:p=2"`` -> (label ``"opc[layer=features,p=2]"``, method ``"opc"``, its overrides)."""
-    name, *items = (part.strip() for part in spec.split(":"))
-    bad = [i for i in items if "=" not in i]
-    if bad:
-        raise ValueError(f"method variant {spec!r}: settings must be key=value, separated by ':'")
-    overrides = dict(tuple(part.strip() for part in i.split("=", 1)) for i in items)
-    label = f"{name}[{','.join(items)}]" if items else name
-    return label, name, overrides
 
 
 def _offset(ctx: RunContext, offset: int):
@@ -52,7 +42,7 @@ def bench(params: BenchParams, ctx: RunContext) -> dict[str, Any]:
     from opc_core.methods import get_method, list_methods, make_config
 
     methods = list(list_methods() if list(params.methods) == ["all"] else params.methods)
-    specs = [parse_method_spec(m) for m in methods]  # (label, method, overrides)
+    specs = [parse_variant(m) for m in methods]  # (label, method, overrides)
     for _, m, over in specs:
         make_config(m, over, params.dataset)  # fail fast on a typo or a bad setting
     if params.forget_ratio is not None:
