@@ -197,6 +197,10 @@ def main(argv: list[str] | None = None) -> int:
     except Terminated:
         sys.stderr.write("stopped: terminated (SIGTERM)\n")
         return 143
+    except Exception as exc:  # one line, never a traceback (``-v`` logs it); the run, if any, recorded it in full
+        logging.getLogger("opc_core.cli").debug("traceback", exc_info=True)
+        sys.stderr.write(f"error: {type(exc).__name__}: {exc}\n")
+        return 1
     finally:
         signal.signal(signal.SIGTERM, previous)
     return 0

@@ -9,6 +9,7 @@ metrics, never into its parameters.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -56,6 +57,37 @@ def params_dict(params: Any) -> dict[str, Any]:
     return dataclasses.asdict(params)
 
 
+SEED_MAX = 2**32 - 1  # numpy's and torch's seeds must fit
+
+
+def _check(kind: str, rules: dict[str, tuple[Any, str]]) -> None:
+    """Raise ValueError naming the first parameter whose check fails: ``{name: (ok, what it must be)}``."""
+    for name, (ok, must) in rules.items():
+        if not ok:
+            raise ValueError(f"{kind} parameter {name} must be {must}")
+
+
+def _finite(x: Any, lo: float, hi: float = math.inf, *, open_lo: bool = False) -> bool:
+    if isinstance(x, bool) or not isinstance(x, (int, float)) or not math.isfinite(x):
+        return False
+    return (x > lo if open_lo else x >= lo) and x <= hi
+
+
+def _int_in(x: Any, lo: int, hi: int) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool) and lo <= x <= hi
+
+
+def _forget_ok(classes: Any, ratio: Any) -> dict[str, tuple[Any, str]]:
+    return {
+        "forget_classes": (classes is None or (isinstance(classes, list) and classes
+                                               and all(_int_in(c, 0, 100_000) for c in classes)),
+                           "a non-empty list of class indices"),
+        "forget_ratio": (ratio is None or _finite(ratio, 0.0, 1.0, open_lo=True) and ratio < 1,
+                         "a fraction between 0 and 1 (exclusive)"),
+        "forget_classes / forget_ratio": (classes is None or ratio is None, "one or the other, not both"),
+    }
+
+
 def forget_text(forget_classes, forget_ratio) -> str:
     """What a run forgets, in words: ``classes 0,1,2`` or ``10% random``."""
     if forget_classes:
@@ -79,6 +111,14 @@ class TrainParams:
     out: str | None = None  # checkpoint path stem or folder
     data_root: str | None = None
 
+    def __post_init__(self) -> None:
+        _check("train", {
+            "epochs": (self.epochs is None or _finite(self.epochs, 0.0, 10_000, open_lo=True), "a number > 0"),
+            "lr": (self.lr is None or _finite(self.lr, 0.0, 10.0, open_lo=True), "a number in (0, 10]"),
+            "batch_size": (self.batch_size is None or _int_in(self.batch_size, 1, 1 << 20), "an integer >= 1"),
+            "seed": (_int_in(self.seed, 0, SEED_MAX), f"an integer in [0, {SEED_MAX}]"),
+        })
+
 
 @record("unlearn")
 @dataclass(frozen=True)
@@ -97,6 +137,10 @@ class UnlearnParams:
     mia: bool = True
     data_root: str | None = None
 
+    def __post_init__(self) -> None:
+        _check("unlearn", {"seed": (_int_in(self.seed, 0, SEED_MAX), f"an integer in [0, {SEED_MAX}]"),
+                           **_forget_ok(self.forget_classes, self.forget_ratio)})
+
     @property
     def name(self) -> str:
         return self.label or self.method
@@ -111,6 +155,11 @@ class AttackParams:
     run_ids: list[str]
     n_images: int = 8  # inversion: forget images to reconstruct
     settings: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        _check("attack", {"attack": (self.attack in ("recovery", "inversion"), "recovery or inversion"),
+                          "run_ids": (isinstance(self.run_ids, list) and self.run_ids, "a non-empty list of run ids"),
+                          "n_images": (_int_in(self.n_images, 1, 256), "an integer in [1, 256]")})
 
 
 @record("bench")
@@ -127,6 +176,12 @@ class BenchParams:
     inversion_images: int = 4
     inversion_settings: dict[str, Any] = field(default_factory=dict)
     mia: bool = True
+
+    def __post_init__(self) -> None:
+        _check("bench", {"methods": (isinstance(self.methods, list) and self.methods, "a non-empty list"),
+                         "seed": (_int_in(self.seed, 0, SEED_MAX), f"an integer in [0, {SEED_MAX}]"),
+                         "inversion_images": (_int_in(self.inversion_images, 0, 256), "an integer in [0, 256]"),
+                         **_forget_ok(self.forget_classes, self.forget_ratio)})
 
 
 def upgrade_config(kind: str, config: Mapping[str, Any]) -> dict[str, Any] | None:
