@@ -219,3 +219,27 @@ def test_ctrl_c_and_sigterm_of_a_cli_run_are_recorded(tmp_path, sig, status, cod
     (run,) = _store(home).list()
     assert proc.returncode == code and "Traceback" not in err
     assert run.status == status and run.finished is not None and 3 <= run.progress["step"] < 100000
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("unlearn", "--dataset", "digits", "--method", "ft", "--seed", "99999999999999999999"), "seed must be"),
+        (("unlearn", "--dataset", "digits", "--method", "ft", "--set", "lr"), "expected key=value"),
+        (("train", "--dataset", "digits", "--model", "cnn_small", "--epochs", "0"), "epochs must be a number > 0"),
+        (("train", "--dataset", "digits", "--model", "cnn_small", "--batch-size", "-5"), "batch_size must be"),
+        (("attack", "inversion", "--run", "x", "--images", "0"), "n_images must be"),
+    ],
+)
+def test_bad_values_give_one_error_line_and_leave_the_store_empty(tmp_path, args, message):
+    out = run_cli(*args, home=tmp_path / "home", check=False)
+    assert out.returncode == 2 and message in out.stderr and "Traceback" not in out.stderr
+    assert not (tmp_path / "home" / "runs.sqlite").exists() or _store(tmp_path / "home").list() == []
+
+
+def test_report_refuses_a_file_as_its_folder(tmp_path):
+    (tmp_path / "taken").write_text("mine")
+    home = tmp_path / "home"
+    run_cli("unlearn", "--dataset", "digits", "--method", "ft", "--set", "max_steps=2", "--no-mia", home=home)
+    out = run_cli("report", "--out", str(tmp_path / "taken"), home=home, check=False)
+    assert out.returncode == 2 and "is a file" in out.stderr and (tmp_path / "taken").read_text() == "mine"

@@ -246,3 +246,26 @@ def test_schema_1_configs_are_upgraded_to_typed_records(tmp_path):
     stage = {"label": "ft", "phase": "unlearn", "index": 0, "count": 1}
     store.append_steps("job", [{"step": 1, "total": 2, "losses": {"ce": 1.0}, "elapsed_s": 0.1, "stage": stage}])
     assert store.steps("job")[0]["stage"] == stage and store.get("job").progress["stage"] == stage
+
+
+def test_a_corrupt_store_or_a_file_as_home_is_a_clear_error(tmp_path):
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "runs.sqlite").write_bytes(b"this is not a database" * 100)
+    with pytest.raises(ValueError, match="runs.sqlite is not a readable run store"):
+        RunStore(bad)
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(ValueError, match="is a file, not a folder"):
+        RunStore(tmp_path / "afile")
+
+
+def test_a_row_with_bad_json_is_skipped_and_named(store):
+    good, bad = store.create("unlearn", _u()), store.create("unlearn", _u(method="ft"))
+    con = sqlite3.connect(store.db_path)
+    con.execute("UPDATE runs SET metrics = '{not json' WHERE id = ?", (bad.id,))
+    con.commit()
+    con.close()
+    assert [r.id for r in store.list()] == [good.id]
+    assert bad.id in store.unreadable and "metrics is not valid JSON" in store.unreadable[bad.id]
+    with pytest.raises(ValueError, match=f"run {bad.id}"):
+        store.get(bad.id)

@@ -116,7 +116,10 @@ def _report(args: argparse.Namespace) -> dict:
     for key in ("dataset", "method"):
         if getattr(args, key):
             runs = [r for r in runs if getattr(r.params, key) == getattr(args, key)]
-    out = {"runs": [r.id for r in runs], **write_report(runs, args.out, args.title)}
+    for why in store.unreadable.values():
+        logging.getLogger("opc_core.report").warning("left out of the report: %s", why)
+    out = {"runs": [r.id for r in runs], "skipped": sorted(store.unreadable),
+           **write_report(runs, args.out, args.title)}
     emit(args, out, lambda o: f"{len(o['runs'])} run(s) -> {o['html']}, {o['csv']}, {o['json']}")
     return out
 

@@ -145,6 +145,8 @@ def write_report(runs: Sequence[Run], out: str | Path, title: str | None = None)
     if not runs:
         raise ValueError("no runs to report: finish an unlearn run first (or check the --runs ids)")
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{out} is a file: the report needs a folder (for report.html, runs.csv and runs.json)")
     out.mkdir(parents=True, exist_ok=True)
     table = pd.DataFrame([run_row(r) for r in runs])
     paths = {"html": out / "report.html", "csv": out / "runs.csv", "json": out / "runs.json"}

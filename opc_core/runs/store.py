@@ -84,10 +84,20 @@ class RunStore:
 
     def __init__(self, home: Path | str | None = None) -> None:
         self.home = Path(home).expanduser() if home is not None else paths.home()
+        if self.home.exists() and not self.home.is_dir():
+            raise ValueError(f"the OPC Lab home {self.home} is a file, not a folder: point OPC_LAB_HOME at a folder")
         self.home.mkdir(parents=True, exist_ok=True)
         self.db_path = self.home / "runs.sqlite"
         self.runs_root = self.home / "runs"
+        self.unreadable: dict[str, str] = {}  # run id -> why list() skipped it
         self._local = threading.local()
+        try:
+            self._set_up()
+        except sqlite3.DatabaseError as exc:
+            raise ValueError(f"{self.db_path} is not a readable run store ({exc}); move it aside and OPC Lab starts "
+                             "a new one") from None
+
+    def _set_up(self) -> None:
         con = self._open()
         try:  # set up once per file: WAL is persistent, and a current user_version means the tables exist
             if con.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
@@ -148,7 +158,10 @@ class RunStore:
     def _row_to_run(self, r: sqlite3.Row) -> Run:
         d = dict(r)
         for col in _JSON_COLUMNS:
-            d[col] = _loads(d[col])
+            try:
+                d[col] = _loads(d[col])
+            except ValueError as exc:
+                raise UnreadableRun(f"run {d['id']}: its {col} is not valid JSON ({exc})") from None
         d["cancel_requested"] = bool(d["cancel_requested"])
         return Run(**d, folder=self.runs_root / d["id"])
 
@@ -243,7 +256,14 @@ class RunStore:
             args.append(int(limit))
         with self._read() as con:
             rows = con.execute(sql, args).fetchall()
-        return [self._row_to_run(r) for r in rows]
+        runs = []
+        for r in rows:
+            try:
+                runs.append(self._row_to_run(r))
+            except UnreadableRun as exc:  # one bad row never hides the others: skipped, and named
+                self.unreadable[r["id"]] = str(exc)
+                log.warning("skipped %s", exc)
+        return runs
 
     def set_status(
         self,
@@ -445,6 +465,10 @@ class RunStore:
                 log.warning("run %s: %s", run.id, error)
                 marked.append(run.id)
         return marked
+
+
+class UnreadableRun(ValueError):
+    """A stored run whose row cannot be read (e.g. hand-edited JSON)."""
 
 
 def _upgrade_from_1(con: sqlite3.Connection) -> None:
