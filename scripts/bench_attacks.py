@@ -170,7 +170,7 @@ def render(r: dict) -> str:
             f"{row['cpu_seconds_median']:>8.2f}{row['recovered_ua']:>11.1f}"
         )
     lines += ["", "All attacks on one shared extraction: recovered UA % (seconds)"]
-    lines.append(f"{'model':<13}{'extract s':>10}" + "".join(f"{n:>17}" for n in list_attacks()))
+    lines.append(f"{'model':<13}{'extract s':>10}" + "".join(f"{get_attack(n).label:>17}" for n in list_attacks()))
     for label, row in r["all_attacks"].items():
         cells = "".join(f"{row[n]['recovered_ua']:>9.1f} ({row[n]['seconds']:>4.2f})" for n in list_attacks())
         lines.append(f"{label:<13}{row['extraction_seconds']:>10.2f}{cells}")
