@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch  # noqa: E402
 
-from opc_core.embedding.maps import EmbedConfig, embed  # noqa: E402
+from opc_core.embedding.projection import EmbedConfig, embed  # noqa: E402
 from opc_core.train.inference import features_and_logits  # noqa: E402
 from opc_core.train.zoo import load_for  # noqa: E402
 
