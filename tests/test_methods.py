@@ -11,9 +11,18 @@ import pytest
 import torch
 
 from opc_core.data import make_split
-from opc_core.methods import describe_fields, get_method, list_methods, make_config
+from opc_core.methods import (
+    Plan,
+    UnlearnConfig,
+    describe_fields,
+    get_method,
+    list_methods,
+    make_config,
+    register_method,
+)
 from opc_core.methods.common import wrong_labels
 from opc_core.train.inference import features_and_logits
+from opc_core.train.loop import Monitor
 
 METHODS = list_methods()
 
@@ -137,6 +146,33 @@ def test_salun_moves_only_salient_weights(digits, digits_model, class_split):
     moved = sum(int((p.detach() != before[n].detach()).sum()) for n, p in out.named_parameters())
     total = sum(p.numel() for p in out.parameters())
     assert 0.1 * total < moved <= 0.3 * total + 1, (moved, total)  # weight decay and momentum leave the rest alone
+
+
+def test_salun_leaves_no_mask_on_the_returned_model(digits, digits_model, class_split):
+    out = get_method("salun")(digits_model, digits, class_split, make_config("salun", {"max_steps": 1}))
+    out.zero_grad(set_to_none=True)
+    sum(p.sum() for p in out.parameters()).backward()
+    assert all(torch.equal(p.grad, torch.ones_like(p)) for p in out.parameters())  # no gradient hook left behind
+
+
+def test_be_monitor_sees_the_pruned_head(digits, digits_model, class_split):
+    widths = []
+    mon = Monitor(1, lambda m, step: {"k": float(m(digits.normalize(digits.test_x[:4])).shape[1])})
+    cfg = make_config("be", {"max_steps": 2, "batch_size": 32})
+    out = get_method("be")(
+        digits_model, digits, class_split, cfg, on_step=lambda i: widths.append(i.evals["k"]), monitor=mon
+    )
+    assert widths == [digits.num_classes] * 2 and type(out.classifier) is torch.nn.Linear
+
+
+def test_register_method_checks_its_declaration():
+    with pytest.raises(TypeError, match="UnlearnConfig"):
+        register_method("bad", dataclasses.make_dataclass("C", [], frozen=True), "x")
+    with pytest.raises(ValueError, match="streams"):
+        register_method("bad", UnlearnConfig, "x", plan=Plan(streams=("everything",)))
+    with pytest.raises(ValueError, match="streams"):
+        register_method("bad", UnlearnConfig, "x", plan=Plan(streams=()))
+    assert "bad" not in list_methods()
 
 
 @pytest.mark.parametrize("name", ["euk", "cfk"])

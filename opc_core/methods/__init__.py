@@ -1,4 +1,5 @@
-"""Unlearning methods: one module per method, each registering itself; importing this package registers them all.
+"""Unlearning methods: one module per method (its Config and its loss), each registering itself; importing this
+package registers them all.
 
 Import order is registration order, which is display order: OPC first, then the 13 baselines of the paper's figure.
 """
@@ -6,7 +7,9 @@ Import order is registration order, which is display order: OPC first, then the 
 from opc_core.methods.base import (
     METHODS,
     MethodSpec,
+    Plan,
     UnlearnConfig,
+    UnlearnContext,
     describe_fields,
     get_method,
     list_methods,
@@ -35,7 +38,9 @@ from opc_core.methods import scrub  # noqa: F401
 __all__ = [
     "METHODS",
     "MethodSpec",
+    "Plan",
     "UnlearnConfig",
+    "UnlearnContext",
     "describe_fields",
     "get_method",
     "list_methods",

@@ -1,20 +1,22 @@
-"""The unlearning-method registry and the shared harness every loop-based method plugs into.
+"""The unlearning-method registry and the harness that runs every method's loss in the shared loop.
 
-One signature for all methods: ``unlearn(model, data, split, cfg, *, on_step=None, stop=None, monitor=None) ->
-nn.Module``. A method works on a copy and never touches data it was not given. Most methods are a loss function
-plugged into :func:`loop_unlearn`; only closed-form or one-shot ones write their own loop. Each method's ``Config`` is a
-frozen dataclass extending :class:`UnlearnConfig`; the dashboard builds its widgets from ``dataclasses.fields``.
+A method is its ``Config`` (a frozen dataclass extending :class:`UnlearnConfig`, from which the dashboard builds its
+widgets) and its loss ``loss(model, batch, ctx) -> (loss, logs)``, registered with :func:`register_method` together
+with a :class:`Plan`: the batch streams it draws each step (the first defines an epoch) and, only where the method
+truly needs one, a preparation hook that returns the method's typed state (a teacher, a saliency mask, the trainable
+top), a finishing hook, a fresh start (retrain) or different optimiser settings. The registry turns the pair into the
+one signature every caller uses: ``spec(model, data, split, cfg, *, on_step=None, stop=None, monitor=None) ->
+nn.Module``. A method works on a copy and never touches data it was not given.
 """
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import torch
 from torch import nn
@@ -22,12 +24,15 @@ from torch import nn
 from opc_core.config import build_config, describe_fields, validate_config
 from opc_core.data import ImageData, Split
 from opc_core.env.device import model_device
+from opc_core.methods.common import random_twin, unfreeze, working_copy
 from opc_core.registry import Registry
 from opc_core.train.loop import (
+    Batch,
     Batches,
-    LossFn,
+    LoopOptions,
     Monitor,
     OptimConfig,
+    Progress,
     StepInfo,
     StopFlag,
     epoch_steps,
@@ -37,7 +42,23 @@ from opc_core.train.loop import (
     seed_everything,
 )
 
+__all__ = [
+    "METHODS",
+    "MethodSpec",
+    "Plan",
+    "UnlearnConfig",
+    "UnlearnContext",
+    "describe_fields",
+    "get_method",
+    "list_methods",
+    "load_presets",
+    "make_config",
+    "register_method",
+    "validate_config",
+]
+
 PRESETS_FILE = Path(__file__).with_name("presets.json")
+S = TypeVar("S")
 
 
 @dataclass(frozen=True)
@@ -51,24 +72,51 @@ class UnlearnConfig(OptimConfig):
     augment: bool = hp(False, "Random crop (and flip for natural images) on the batches")
 
 
-Unlearner = Callable[..., nn.Module]
+@dataclass(kw_only=True)
+class UnlearnContext(Progress, Generic[S]):
+    """What a method's loss and hooks see besides the model and the batch; the loop keeps step and total current."""
+
+    cfg: Any  # the method's config
+    data: ImageData  # on the model's device
+    split: Split
+    generator: torch.Generator  # the run's seeded CPU generator: batch order, augmentation, the method's random draws
+    state: S | None = None  # what the method's prepare hook returned
+
+
+MethodLoss = Callable[[nn.Module, Batch, UnlearnContext], tuple[torch.Tensor, Mapping[str, Any]]]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How the harness runs a method's loss; the defaults fit a loss over one retain and one forget batch per step."""
+
+    streams: tuple[str, ...] = ("retain", "forget")  # drawn each step, in this order; the first defines an epoch
+    prepare: Callable[[nn.Module, UnlearnContext], Any] | None = None  # working model -> the method's typed state
+    finish: Callable[[nn.Module, Any], None] | None = None  # after the loop, even a failed one: undo what prepare did
+    from_scratch: bool = False  # train a fresh initialisation of the architecture instead of a copy (retrain)
+    optim: Callable[[Any], OptimConfig] | None = None  # the optimiser's settings where they differ from the config
 
 
 @dataclass(frozen=True)
 class MethodSpec:
-    """A registered unlearning method."""
+    """A registered unlearning method: its config, its loss and the plan that runs it."""
 
     name: str
     description: str
     config: type  # a frozen dataclass, subclass of UnlearnConfig
-    fn: Unlearner
+    loss: MethodLoss
+    plan: Plan = Plan()
     class_wise_only: bool = False
     paper: str = ""
-    epoch_stream: str = "retain"  # the set whose size defines an epoch: "retain" or "forget"
+
+    @property
+    def epoch_stream(self) -> str:
+        """The set whose size defines an epoch: "retain" for most methods, "forget" for those that train on it alone."""
+        return self.plan.streams[0]
 
     def planned_steps(self, cfg: Any, split: Split) -> int:
-        """The number of optimiser steps a run of ``cfg`` on ``split`` takes (epochs over the epoch stream, capped by
-        max_steps): what the loop will run unless stopped."""
+        """The optimiser steps a run of ``cfg`` on ``split`` takes (epochs over the epoch stream, capped by max_steps):
+        what the loop runs unless stopped."""
         n = len(stream_indices(split, self.epoch_stream)[0])
         return planned_steps(cfg, epoch_steps(n, cfg.batch_size))
 
@@ -83,6 +131,7 @@ class MethodSpec:
         stop: StopFlag | None = None,
         monitor: Monitor | None = None,
     ) -> nn.Module:
+        """Unlearn ``split``'s forget set from a copy of ``model``; returns the copy (``model`` is left unchanged)."""
         cfg = cfg if cfg is not None else self.config()
         if not isinstance(cfg, self.config):
             raise TypeError(f"{self.name} expects a {self.config.__qualname__}, got {type(cfg).__qualname__}")
@@ -93,7 +142,7 @@ class MethodSpec:
                 f"classes); choose forget classes instead of a random fraction"
             )
         check_split(data, split)
-        return self.fn(model, data, split, cfg, on_step=on_step, stop=stop, monitor=monitor)
+        return run_method(self, model, data, split, cfg, LoopOptions(on_step=on_step, stop=stop, monitor=monitor))
 
     def describe(self) -> dict[str, Any]:
         """JSON-safe description: name, description, paper, class_wise_only, and each config field."""
@@ -110,21 +159,17 @@ METHODS: Registry[MethodSpec] = Registry("method")
 
 
 def register_method(
-    name: str,
-    config: type,
-    description: str,
-    *,
-    class_wise_only: bool = False,
-    paper: str = "",
-    epoch_stream: str = "retain",
+    name: str, config: type, description: str, *, plan: Plan = Plan(), class_wise_only: bool = False, paper: str = ""
 ):
-    """Decorator registering ``fn(model, data, split, cfg, *, on_step, stop, monitor)`` as method ``name``."""
+    """Decorator registering a loss ``loss(model, batch, ctx) -> (loss, logs)`` as method ``name``, run by ``plan``."""
     if not (dataclasses.is_dataclass(config) and issubclass(config, UnlearnConfig)):
         raise TypeError(f"config of method {name!r} must be a dataclass extending UnlearnConfig")
+    if not plan.streams or any(s not in STREAMS for s in plan.streams):
+        raise ValueError(f"method {name!r}: streams must be a non-empty choice of {list(STREAMS)}, got {plan.streams}")
 
-    def deco(fn: Unlearner) -> Unlearner:
-        METHODS.add(name, MethodSpec(name, description, config, fn, class_wise_only, paper, epoch_stream))
-        return fn
+    def deco(loss: MethodLoss) -> MethodLoss:
+        METHODS.add(name, MethodSpec(name, description, config, loss, plan, class_wise_only, paper))
+        return loss
 
     return deco
 
@@ -161,6 +206,18 @@ def make_config(method: str, overrides: Mapping[str, Any] | Iterable[str] = (), 
 
 
 # --- the harness ------------------------------------------------------------------------------------------------------
+STREAMS = {"retain": ("retain_idx", "train"), "forget": ("forget_idx", "train"), "cal": ("cal_idx", "test")}
+"""Batch streams a method may draw: the split's index set and the part of the dataset it indexes."""
+
+
+def stream_indices(split: Split, name: str) -> tuple[torch.Tensor, str]:
+    """The indices stream ``name`` draws from and the part of the dataset ("train" or "test") they index."""
+    if name not in STREAMS:
+        raise KeyError(f"unknown stream {name!r}; valid: {list(STREAMS)}")
+    attr, part = STREAMS[name]
+    return getattr(split, attr), part
+
+
 def check_split(data: ImageData, split: Split) -> None:
     """Refuse a split that does not index this dataset."""
     n_train, n_test = len(data.train_y), len(data.test_y)
@@ -176,84 +233,27 @@ def check_split(data: ImageData, split: Split) -> None:
         raise ValueError("split must have non-empty forget and retain sets")
 
 
-def working_copy(model: nn.Module) -> nn.Module:
-    """A deep copy with gradients enabled, so the caller's model is never changed."""
-    clone = copy.deepcopy(model)
-    for p in clone.parameters():
-        p.requires_grad_(True)
-    return clone
-
-
-def stream_indices(split: Split, name: str) -> tuple[torch.Tensor, str]:
-    """The indices a batch stream draws from and the part of the dataset they index: "retain" and "forget" (training
-    images) or "cal" (the calibration half of the test images)."""
-    sources = {
-        "retain": (split.retain_idx, "train"),
-        "forget": (split.forget_idx, "train"),
-        "cal": (split.cal_idx, "test"),
-    }
-    if name not in sources:
-        raise KeyError(f"unknown stream {name!r}; valid: {sorted(sources)}")
-    return sources[name]
-
-
-def streams_for(
-    data: ImageData, split: Split, cfg: UnlearnConfig, names: Iterable[str], generator: torch.Generator
-) -> dict[str, Batches]:
-    """Batch streams over the split's sets (see :func:`stream_indices`), in the order of ``names``."""
-    out = {}
-    for name in names:
-        idx, part = stream_indices(split, name)
-        out[name] = Batches(data, idx, cfg.batch_size, split=part, augment_batches=cfg.augment, generator=generator)
-    return out
-
-
-def loop_unlearn(
-    model: nn.Module,
-    data: ImageData,
-    split: Split,
-    cfg: UnlearnConfig,
-    loss_fn: LossFn,
-    *,
-    streams: Iterable[str] = ("retain", "forget"),
-    epoch_stream: str = "retain",
-    on_step: Callable[[StepInfo], None] | None = None,
-    stop: StopFlag | None = None,
-    monitor: Monitor | None = None,
-    params: Callable[[nn.Module], Iterable] | None = None,
-    state: dict | None = None,
-    prepare: Callable[[nn.Module, dict], None] | None = None,
+def run_method(
+    spec: MethodSpec, original: nn.Module, data: ImageData, split: Split, cfg: Any, options: LoopOptions
 ) -> nn.Module:
-    """Run ``loss_fn`` in the shared loop on a copy of ``model``; returns the unlearned copy.
+    """Run ``spec``'s loss in the shared loop on a copy of ``original`` (or a fresh model); returns it in eval mode.
 
-    Args:
-        streams: which batch streams each step draws ("retain", "forget", "cal").
-        epoch_stream: the stream whose size defines an epoch (``cfg.epochs`` passes over it).
-        params: picks the parameters to optimise from the working copy (default: all).
-        state: initial state handed to ``loss_fn`` (e.g. a frozen teacher).
-        prepare: called once with the working copy and the state before the loop (e.g. to re-initialise layers).
+    Order: seed (global RNG and the run's generator), working model, batch streams, prepare, loop, finish. A
+    re-initialisation in ``prepare`` therefore depends on the seed alone.
     """
-    work = working_copy(model)
-    data = data.to(model_device(work))
+    plan = spec.plan
+    data = data.to(model_device(original))
     gen = seed_everything(cfg.seed)
-    batches = streams_for(data, split, cfg, dict.fromkeys([*streams, epoch_stream]), gen)  # declared order
-    state = dict(state or {})
-    state.update(data=data, split=split, generator=gen)
-    if prepare is not None:
-        prepare(work, state)
-    spe = batches[epoch_stream].steps_per_epoch
-    total = planned_steps(cfg, spe)
-    run_loop(
-        work,
-        loss_fn,
-        batches,
-        cfg,
-        total=total,
-        params=params(work) if params else None,
-        on_step=on_step,
-        stop=stop,
-        monitor=monitor,
-        state=state,
-        steps_per_epoch=spe,
-    )
-    return work.eval()
+    work = random_twin(original) if plan.from_scratch else working_copy(original)
+    streams = {}
+    for name in plan.streams:
+        idx, part = stream_indices(split, name)
+        streams[name] = Batches(data, idx, cfg.batch_size, split=part, augment_batches=cfg.augment, generator=gen)
+    ctx: UnlearnContext = UnlearnContext(cfg=cfg, data=data, split=split, generator=gen)
+    ctx.state = plan.prepare(work, ctx) if plan.prepare is not None else None
+    try:
+        run_loop(work, spec.loss, streams, plan.optim(cfg) if plan.optim else cfg, options, ctx)
+    finally:
+        if plan.finish is not None:
+            plan.finish(work, ctx.state)
+    return unfreeze(work).eval()

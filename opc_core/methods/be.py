@@ -19,10 +19,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from opc_core.data import ImageData, Split
-from opc_core.methods.base import UnlearnConfig, loop_unlearn, register_method
+from opc_core.config import hp
+from opc_core.methods.base import Plan, UnlearnConfig, UnlearnContext, register_method
 from opc_core.methods.common import hold_norm_stats
-from opc_core.train.loop import Monitor, hp
 
 
 @dataclass(frozen=True)
@@ -36,7 +35,10 @@ class Config(UnlearnConfig):
 
 
 class ShadowHead(nn.Module):
-    """The original classifier plus one shadow output: logits (N, K + 1)."""
+    """The original classifier plus one shadow output: logits (N, K + 1) in training mode.
+
+    In eval mode (monitors, inference) it answers as the returned model will: the shadow neuron pruned, (N, K).
+    """
 
     def __init__(self, base: nn.Linear) -> None:
         super().__init__()
@@ -44,63 +46,32 @@ class ShadowHead(nn.Module):
         self.shadow = nn.Linear(base.in_features, 1).to(base.weight.device)
 
     def forward(self, f: torch.Tensor) -> torch.Tensor:
-        return torch.cat([self.base(f), self.shadow(f)], dim=1)  # (N, K + 1)
+        logits = self.base(f)  # (N, K)
+        return torch.cat([logits, self.shadow(f)], dim=1) if self.training else logits  # (N, K + 1) or (N, K)
 
 
-def be_loss(model: nn.Module, batch: dict, state: dict):
-    if state["freeze_bn"]:
-        hold_norm_stats(model)
-    x_f, _ = batch["forget"]
-    logits = model(x_f)  # (B_f, K + 1)
-    shadow = torch.full((len(x_f),), logits.shape[1] - 1, dtype=torch.long, device=logits.device)
-    shadow_ce = F.cross_entropy(logits, shadow)
-    return shadow_ce, {"shadow_ce": shadow_ce.detach(), "loss": shadow_ce.detach()}
-
-
-def _pruned_view(monitor: Monitor | None) -> Monitor | None:
-    """Monitors see the model as it will be returned: the shadow neuron pruned."""
-    if monitor is None:
-        return None
-
-    def fn(model: nn.Module, step: int) -> dict[str, float]:
-        head = model.classifier
-        model.classifier = head.base
-        try:
-            return monitor.fn(model, step)
-        finally:
-            model.classifier = head
-
-    return Monitor(monitor.every, fn)
-
-
-def _expand(work: nn.Module, state: dict) -> None:
+def expand(work: nn.Module, ctx: UnlearnContext) -> None:
     work.classifier = ShadowHead(work.classifier)
+
+
+def prune(work: nn.Module, state: None) -> None:
+    if isinstance(work.classifier, ShadowHead):
+        work.classifier = work.classifier.base  # back to Linear(D, K)
 
 
 @register_method(
     "be",
     Config,
     "Boundary expanding: fine-tune the forget set into an extra shadow class, then prune it",
+    plan=Plan(streams=("forget",), prepare=expand, finish=prune),
     class_wise_only=True,
     paper="Chen et al., Boundary Unlearning, CVPR 2023",
-    epoch_stream="forget",
 )
-def unlearn(
-    model: nn.Module, data: ImageData, split: Split, cfg: Config, *, on_step=None, stop=None, monitor=None
-) -> nn.Module:
-    work = loop_unlearn(
-        model,
-        data,
-        split,
-        cfg,
-        be_loss,
-        streams=("forget",),
-        epoch_stream="forget",
-        on_step=on_step,
-        stop=stop,
-        monitor=_pruned_view(monitor),
-        prepare=_expand,
-        state={"freeze_bn": cfg.freeze_bn},
-    )
-    work.classifier = work.classifier.base  # prune the shadow neuron: back to Linear(D, K)
-    return work
+def be_loss(model: nn.Module, batch: dict, ctx: UnlearnContext):
+    if ctx.cfg.freeze_bn:
+        hold_norm_stats(model)
+    x_f, _ = batch["forget"]
+    logits = model(x_f)  # (B_f, K + 1)
+    shadow = torch.full((len(x_f),), logits.shape[1] - 1, dtype=torch.long, device=logits.device)
+    shadow_ce = F.cross_entropy(logits, shadow)
+    return shadow_ce, {"shadow_ce": shadow_ce.detach(), "loss": shadow_ce.detach()}

@@ -15,10 +15,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from opc_core.data import ImageData, Split
-from opc_core.methods.base import UnlearnConfig, loop_unlearn, register_method
+from opc_core.config import hp
+from opc_core.methods.base import Plan, UnlearnConfig, UnlearnContext, register_method
 from opc_core.methods.common import distill_kl, frozen, mixed_forward, random_twin
-from opc_core.train.loop import hp
 
 
 @dataclass(frozen=True)
@@ -26,33 +25,31 @@ class Config(UnlearnConfig):
     temperature: float = hp(1.0, "Distillation temperature T of both teachers' softmax", 0.1, 20.0)
 
 
-def bt_loss(model: nn.Module, batch: dict, state: dict):
-    (x_r, _), (x_f, _) = batch["retain"], batch["forget"]
-    z_r, z_f = mixed_forward(model, batch)  # (B_r, K), (B_f, K)
-    with torch.no_grad():
-        t_r = state["good_teacher"](x_r)  # (B_r, K)
-        t_f = state["bad_teacher"](x_f)  # (B_f, K)
-    temp = state["temperature"]
-    kl_r, kl_f = distill_kl(z_r, t_r, temp), distill_kl(z_f, t_f, temp)
-    n_r, n_f = len(x_r), len(x_f)
-    loss = (n_r * kl_r + n_f * kl_f) / (n_r + n_f)
-    return loss, {"retain_kl": kl_r.detach(), "forget_kl": kl_f.detach(), "loss": loss.detach()}
+@dataclass
+class Teachers:
+    good: nn.Module  # the original, frozen: followed on the retain set
+    bad: nn.Module  # a random network of the same architecture, frozen: followed on the forget set
 
 
-def _teachers(work: nn.Module, state: dict) -> None:
-    state["bad_teacher"] = frozen(random_twin(work))  # seeded by the loop's seed_everything(cfg.seed)
+def teachers(work: nn.Module, ctx: UnlearnContext) -> Teachers:
+    return Teachers(good=frozen(work), bad=frozen(random_twin(work)))  # the random one seeded by cfg.seed
 
 
 @register_method(
     "bt",
     Config,
     "Bad teacher: distil the original on the retain set and a random network on the forget set",
+    plan=Plan(prepare=teachers),
     paper="Chundawat et al., Can Bad Teaching Induce Forgetting?, AAAI 2023",
 )
-def unlearn(
-    model: nn.Module, data: ImageData, split: Split, cfg: Config, *, on_step=None, stop=None, monitor=None
-) -> nn.Module:
-    state = {"good_teacher": frozen(model), "temperature": cfg.temperature}
-    return loop_unlearn(
-        model, data, split, cfg, bt_loss, on_step=on_step, stop=stop, monitor=monitor, state=state, prepare=_teachers
-    )
+def bt_loss(model: nn.Module, batch: dict, ctx: UnlearnContext[Teachers]):
+    (x_r, _), (x_f, _) = batch["retain"], batch["forget"]
+    z_r, z_f = mixed_forward(model, batch)  # (B_r, K), (B_f, K)
+    with torch.no_grad():
+        t_r = ctx.state.good(x_r)  # (B_r, K)
+        t_f = ctx.state.bad(x_f)  # (B_f, K)
+    temp = ctx.cfg.temperature
+    kl_r, kl_f = distill_kl(z_r, t_r, temp), distill_kl(z_f, t_f, temp)
+    n_r, n_f = len(x_r), len(x_f)
+    loss = (n_r * kl_r + n_f * kl_f) / (n_r + n_f)
+    return loss, {"retain_kl": kl_r.detach(), "forget_kl": kl_f.detach(), "loss": loss.detach()}

@@ -11,12 +11,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from torch import nn
-
-from opc_core.data import ImageData, Split
-from opc_core.methods.base import UnlearnConfig, register_method
-from opc_core.methods.euk import train_top_k
-from opc_core.train.loop import hp
+from opc_core.config import hp
+from opc_core.methods.base import Plan, UnlearnConfig, register_method
+from opc_core.methods.euk import prepare_top, top_ce_loss
 
 
 @dataclass(frozen=True)
@@ -24,13 +21,10 @@ class Config(UnlearnConfig):
     k: int = hp(1, "Number of last feature-extractor stages fine-tuned (the head always is); the rest is frozen", 0, 64)
 
 
-@register_method(
+register_method(
     "cfk",
     Config,
     "CF-k: fine-tune only the last k stages and the head on the retain set",
+    plan=Plan(streams=("retain",), prepare=prepare_top(reinit=False)),
     paper="Goel et al., Towards Adversarial Evaluation of Unlearning, 2022",
-)
-def unlearn(
-    model: nn.Module, data: ImageData, split: Split, cfg: Config, *, on_step=None, stop=None, monitor=None
-) -> nn.Module:
-    return train_top_k(model, data, split, cfg, reinit=False, on_step=on_step, stop=stop, monitor=monitor)
+)(top_ce_loss)

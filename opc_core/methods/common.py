@@ -1,5 +1,5 @@
-"""Pieces several unlearning methods share: mixed forward passes, wrong-label sampling, distillation KL, frozen
-teachers and partial freezing of a model."""
+"""Pieces several unlearning methods share: working copies, mixed forward passes, wrong-label sampling, distillation
+KL, frozen teachers and partial freezing of a model."""
 
 from __future__ import annotations
 
@@ -10,7 +10,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from opc_core.env.device import model_device
 from opc_core.models import UnlearnableModel, create_model
+
+
+def working_copy(model: nn.Module) -> nn.Module:
+    """A deep copy with gradients enabled, so the caller's model is never changed."""
+    clone = copy.deepcopy(model)
+    for p in clone.parameters():
+        p.requires_grad_(True)
+    return clone
 
 
 def mixed_forward(model: nn.Module, batch: dict, names: tuple[str, ...] = ("retain", "forget")) -> list[torch.Tensor]:
@@ -48,9 +57,8 @@ def frozen(model: nn.Module) -> nn.Module:
 
 def random_twin(model: UnlearnableModel) -> UnlearnableModel:
     """A freshly initialised model of the same architecture, on the same device (uses the global, seeded RNG)."""
-    device = next(model.parameters()).device
     twin = create_model(model.arch, model.in_channels, model.num_classes, model.image_size)
-    return twin.to(device)
+    return twin.to(model_device(model))
 
 
 def last_stages(model: UnlearnableModel, k: int) -> list[nn.Module]:
@@ -108,3 +116,10 @@ def hold_norm_stats(model: nn.Module) -> None:
     for m in model.modules():
         if isinstance(m, nn.modules.batchnorm._BatchNorm):
             m.eval()
+
+
+def retain_ce(model: nn.Module, batch: dict, ctx: object = None) -> tuple[torch.Tensor, dict]:
+    """Cross-entropy on the retain batch, logged as "retain_ce" and "loss": the loss of FT, retrain, EU-k and CF-k."""
+    x_r, y_r = batch["retain"]
+    ce = F.cross_entropy(model(x_r), y_r)
+    return ce, {"retain_ce": ce.detach(), "loss": ce.detach()}

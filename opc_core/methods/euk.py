@@ -11,13 +11,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch.nn.functional as F
 from torch import nn
 
-from opc_core.data import ImageData, Split
-from opc_core.methods.base import UnlearnConfig, loop_unlearn, register_method
-from opc_core.methods.common import freeze_all_but, last_stages, reinitialise, train_only, unfreeze
-from opc_core.train.loop import hp
+from opc_core.config import hp
+from opc_core.methods.base import Plan, UnlearnConfig, UnlearnContext, register_method
+from opc_core.methods.common import freeze_all_but, last_stages, reinitialise, retain_ce, train_only
 
 
 @dataclass(frozen=True)
@@ -27,59 +25,35 @@ class Config(UnlearnConfig):
     schedule: str = hp("cosine", "Learning-rate schedule", choices=("constant", "cosine"))
 
 
-def top_ce_loss(model: nn.Module, batch: dict, state: dict):
-    """CE on the retain set, training only ``state["trainable"]`` (the frozen rest kept in eval mode)."""
-    train_only(model, state["trainable"])
-    x_r, y_r = batch["retain"]
-    retain_ce = F.cross_entropy(model(x_r), y_r)
-    return retain_ce, {"retain_ce": retain_ce.detach(), "loss": retain_ce.detach()}
+@dataclass
+class Top:
+    modules: list[nn.Module]  # the last k stages and the head: trained, the rest frozen
 
 
-def trainable_top(k: int, reinit: bool):
-    """A ``prepare`` hook: pick the last k stages + head, optionally re-initialise them, freeze the rest."""
+def prepare_top(reinit: bool):
+    """A prepare hook: pick the last ``cfg.k`` stages + head, re-initialise them (EU-k) or not (CF-k), freeze the rest
+    (weights and BatchNorm statistics)."""
 
-    def prepare(work: nn.Module, state: dict) -> None:
-        top = last_stages(work, k)
+    def prepare(work: nn.Module, ctx: UnlearnContext) -> Top:
+        top = last_stages(work, ctx.cfg.k)
         if reinit:
-            reinitialise(top)  # seeded by the loop's seed_everything(cfg.seed)
+            reinitialise(top)  # seeded by cfg.seed
         freeze_all_but(work, top)
-        state["trainable"] = top
+        return Top(top)
 
     return prepare
 
 
-def top_params(work: nn.Module):
-    return [p for p in work.parameters() if p.requires_grad]
+def top_ce_loss(model: nn.Module, batch: dict, ctx: UnlearnContext[Top]):
+    """CE on the retain set through the whole model, training only the top (the frozen rest kept in eval mode)."""
+    train_only(model, ctx.state.modules)
+    return retain_ce(model, batch)
 
 
-def train_top_k(
-    model: nn.Module, data: ImageData, split: Split, cfg, *, reinit: bool, on_step=None, stop=None, monitor=None
-) -> nn.Module:
-    """Train only the last ``cfg.k`` stages and the head on the retain set, the rest frozen: from a re-initialisation
-    (EU-k) or from the original weights (CF-k)."""
-    work = loop_unlearn(
-        model,
-        data,
-        split,
-        cfg,
-        top_ce_loss,
-        streams=("retain",),
-        on_step=on_step,
-        stop=stop,
-        monitor=monitor,
-        prepare=trainable_top(cfg.k, reinit=reinit),
-        params=top_params,
-    )
-    return unfreeze(work)
-
-
-@register_method(
+register_method(
     "euk",
     Config,
     "EU-k: re-initialise the last k stages and the head, retrain them on the retain set with the rest frozen",
+    plan=Plan(streams=("retain",), prepare=prepare_top(reinit=True)),
     paper="Goel et al., Towards Adversarial Evaluation of Unlearning, 2022",
-)
-def unlearn(
-    model: nn.Module, data: ImageData, split: Split, cfg: Config, *, on_step=None, stop=None, monitor=None
-) -> nn.Module:
-    return train_top_k(model, data, split, cfg, reinit=True, on_step=on_step, stop=stop, monitor=monitor)
+)(top_ce_loss)

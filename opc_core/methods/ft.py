@@ -10,11 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch.nn.functional as F
-from torch import nn
-
-from opc_core.data import ImageData, Split
-from opc_core.methods.base import UnlearnConfig, loop_unlearn, register_method
+from opc_core.methods.base import Plan, UnlearnConfig, register_method
+from opc_core.methods.common import retain_ce
 
 
 @dataclass(frozen=True)
@@ -22,21 +19,10 @@ class Config(UnlearnConfig):
     pass
 
 
-def ft_loss(model: nn.Module, batch: dict, state: dict):
-    x_r, y_r = batch["retain"]
-    retain_ce = F.cross_entropy(model(x_r), y_r)
-    return retain_ce, {"retain_ce": retain_ce.detach(), "loss": retain_ce.detach()}
-
-
-@register_method(
+register_method(
     "ft",
     Config,
     "Fine-tune on the retain set only (forgetting by catastrophic forgetting)",
+    plan=Plan(streams=("retain",)),
     paper="Warnecke et al., NDSS 2023; Jia et al., NeurIPS 2023",
-)
-def unlearn(
-    model: nn.Module, data: ImageData, split: Split, cfg: Config, *, on_step=None, stop=None, monitor=None
-) -> nn.Module:
-    return loop_unlearn(
-        model, data, split, cfg, ft_loss, streams=("retain",), on_step=on_step, stop=stop, monitor=monitor
-    )
+)(retain_ce)

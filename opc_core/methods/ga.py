@@ -16,10 +16,9 @@ from dataclasses import dataclass
 import torch.nn.functional as F
 from torch import nn
 
-from opc_core.data import ImageData, Split
-from opc_core.methods.base import UnlearnConfig, loop_unlearn, register_method
+from opc_core.config import hp
+from opc_core.methods.base import Plan, UnlearnConfig, UnlearnContext, register_method
 from opc_core.methods.common import hold_norm_stats
-from opc_core.train.loop import hp
 
 
 @dataclass(frozen=True)
@@ -32,35 +31,17 @@ class Config(UnlearnConfig):
     )
 
 
-def ga_loss(model: nn.Module, batch: dict, state: dict):
-    if state["freeze_bn"]:
+@register_method(
+    "ga",
+    Config,
+    "Gradient ascent: maximise the cross-entropy of the forget set",
+    plan=Plan(streams=("forget",)),
+    paper="Thudi et al., EuroS&P 2022; Graves et al., AAAI 2021",
+)
+def ga_loss(model: nn.Module, batch: dict, ctx: UnlearnContext):
+    if ctx.cfg.freeze_bn:
         hold_norm_stats(model)
     x_f, y_f = batch["forget"]
     forget_ce = F.cross_entropy(model(x_f), y_f)
     loss = -forget_ce
     return loss, {"forget_ce": forget_ce.detach(), "loss": loss.detach()}
-
-
-@register_method(
-    "ga",
-    Config,
-    "Gradient ascent: maximise the cross-entropy of the forget set",
-    paper="Thudi et al., EuroS&P 2022; Graves et al., AAAI 2021",
-    epoch_stream="forget",
-)
-def unlearn(
-    model: nn.Module, data: ImageData, split: Split, cfg: Config, *, on_step=None, stop=None, monitor=None
-) -> nn.Module:
-    return loop_unlearn(
-        model,
-        data,
-        split,
-        cfg,
-        ga_loss,
-        streams=("forget",),
-        epoch_stream="forget",
-        on_step=on_step,
-        stop=stop,
-        monitor=monitor,
-        state={"freeze_bn": cfg.freeze_bn},
-    )

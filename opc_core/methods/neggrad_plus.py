@@ -12,24 +12,14 @@ from dataclasses import dataclass
 import torch.nn.functional as F
 from torch import nn
 
-from opc_core.data import ImageData, Split
-from opc_core.methods.base import UnlearnConfig, loop_unlearn, register_method
+from opc_core.config import hp
+from opc_core.methods.base import UnlearnConfig, UnlearnContext, register_method
 from opc_core.methods.common import mixed_forward
-from opc_core.train.loop import hp
 
 
 @dataclass(frozen=True)
 class Config(UnlearnConfig):
     alpha: float = hp(0.95, "α, weight of the retain cross-entropy; the forget ascent gets 1 − α", 0.0, 1.0)
-
-
-def neggrad_plus_loss(model: nn.Module, batch: dict, state: dict):
-    alpha = state["cfg"].alpha
-    (_, y_r), (_, y_f) = batch["retain"], batch["forget"]
-    z_r, z_f = mixed_forward(model, batch)  # (B_r, K), (B_f, K)
-    retain_ce, forget_ce = F.cross_entropy(z_r, y_r), F.cross_entropy(z_f, y_f)
-    loss = alpha * retain_ce - (1.0 - alpha) * forget_ce
-    return loss, {"retain_ce": retain_ce.detach(), "forget_ce": forget_ce.detach(), "loss": loss.detach()}
 
 
 @register_method(
@@ -38,9 +28,10 @@ def neggrad_plus_loss(model: nn.Module, batch: dict, state: dict):
     "NegGrad+: α·CE(retain) − (1−α)·CE(forget)",
     paper="Kurmanji et al., Towards Unbounded Machine Unlearning, NeurIPS 2023",
 )
-def unlearn(
-    model: nn.Module, data: ImageData, split: Split, cfg: Config, *, on_step=None, stop=None, monitor=None
-) -> nn.Module:
-    return loop_unlearn(
-        model, data, split, cfg, neggrad_plus_loss, on_step=on_step, stop=stop, monitor=monitor, state={"cfg": cfg}
-    )
+def neggrad_plus_loss(model: nn.Module, batch: dict, ctx: UnlearnContext):
+    alpha = ctx.cfg.alpha
+    (_, y_r), (_, y_f) = batch["retain"], batch["forget"]
+    z_r, z_f = mixed_forward(model, batch)  # (B_r, K), (B_f, K)
+    retain_ce, forget_ce = F.cross_entropy(z_r, y_r), F.cross_entropy(z_f, y_f)
+    loss = alpha * retain_ce - (1.0 - alpha) * forget_ce
+    return loss, {"retain_ce": retain_ce.detach(), "forget_ce": forget_ce.detach(), "loss": loss.detach()}

@@ -13,8 +13,7 @@ from dataclasses import dataclass
 import torch.nn.functional as F
 from torch import nn
 
-from opc_core.data import ImageData, Split
-from opc_core.methods.base import UnlearnConfig, loop_unlearn, register_method
+from opc_core.methods.base import UnlearnConfig, register_method
 from opc_core.methods.common import mixed_forward
 
 
@@ -23,7 +22,13 @@ class Config(UnlearnConfig):
     pass
 
 
-def ngd_loss(model: nn.Module, batch: dict, state: dict):
+@register_method(
+    "ngd",
+    Config,
+    "Negative gradient: one mixed batch, descend the retain cross-entropy and ascend the forget cross-entropy",
+    paper="Golatkar et al., CVPR 2020 (NegGrad baseline)",
+)
+def ngd_loss(model: nn.Module, batch: dict, ctx):
     (_, y_r), (_, y_f) = batch["retain"], batch["forget"]
     z_r, z_f = mixed_forward(model, batch)  # (B_r, K), (B_f, K)
     ce_r = F.cross_entropy(z_r, y_r, reduction="sum")
@@ -31,15 +36,3 @@ def ngd_loss(model: nn.Module, batch: dict, state: dict):
     n = len(y_r) + len(y_f)
     loss = (ce_r - ce_f) / n
     return loss, {"retain_ce": ce_r.detach() / len(y_r), "forget_ce": ce_f.detach() / len(y_f), "loss": loss.detach()}
-
-
-@register_method(
-    "ngd",
-    Config,
-    "Negative gradient: one mixed batch, descend the retain cross-entropy and ascend the forget cross-entropy",
-    paper="Golatkar et al., CVPR 2020 (NegGrad baseline)",
-)
-def unlearn(
-    model: nn.Module, data: ImageData, split: Split, cfg: Config, *, on_step=None, stop=None, monitor=None
-) -> nn.Module:
-    return loop_unlearn(model, data, split, cfg, ngd_loss, on_step=on_step, stop=stop, monitor=monitor)

@@ -19,9 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from opc_core.data import ImageData, Split
-from opc_core.methods.base import UnlearnConfig, loop_unlearn, register_method
-from opc_core.train.loop import hp
+from opc_core.config import hp
+from opc_core.methods.base import UnlearnConfig, UnlearnContext, register_method
 
 
 @dataclass(frozen=True)
@@ -36,8 +35,14 @@ class Config(UnlearnConfig):
     lam: float = hp(1.0, "λ, weight of the forget-norm term against the retain cross-entropy", 0.0, 100.0)
 
 
-def opc_loss(model: nn.Module, batch: dict, state: dict) -> tuple[torch.Tensor, dict]:
-    cfg: Config = state["cfg"]
+@register_method(
+    "opc",
+    Config,
+    "One-point contraction: CE on the retain set + λ·‖h(x)‖^p pulls the forget set to the origin",
+    paper="Jung et al., OPC: One-Point-Contraction Unlearning, arXiv 2507.07754 (2025)",
+)
+def opc_loss(model: nn.Module, batch: dict, ctx: UnlearnContext) -> tuple[torch.Tensor, dict]:
+    cfg: Config = ctx.cfg
     (x_r, y_r), (x_f, _) = batch["retain"], batch["forget"]
     feats = model.features(torch.cat([x_r, x_f]))  # (B_r + B_f, D)
     logits = model.head(feats)  # (B_r + B_f, K)
@@ -47,17 +52,3 @@ def opc_loss(model: nn.Module, batch: dict, state: dict) -> tuple[torch.Tensor, 
     forget_norm = h.norm(dim=1).pow(cfg.p).mean()
     loss = retain_ce + cfg.lam * forget_norm
     return loss, {"retain_ce": retain_ce.detach(), "forget_norm": forget_norm.detach(), "loss": loss.detach()}
-
-
-@register_method(
-    "opc",
-    Config,
-    "One-point contraction: CE on the retain set + λ·‖h(x)‖^p pulls the forget set to the origin",
-    paper="Jung et al., OPC: One-Point-Contraction Unlearning, arXiv 2507.07754 (2025)",
-)
-def unlearn(
-    model: nn.Module, data: ImageData, split: Split, cfg: Config, *, on_step=None, stop=None, monitor=None
-) -> nn.Module:
-    return loop_unlearn(
-        model, data, split, cfg, opc_loss, on_step=on_step, stop=stop, monitor=monitor, state={"cfg": cfg}
-    )

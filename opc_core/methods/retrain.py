@@ -12,14 +12,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from torch import nn
-
-from opc_core.data import ImageData, Split
-from opc_core.env.device import model_device
-from opc_core.methods.base import UnlearnConfig, register_method
-from opc_core.models import create_model
-from opc_core.train.loop import hp, seed_everything
-from opc_core.train.zoo import fit_classifier
+from opc_core.config import hp
+from opc_core.methods.base import Plan, UnlearnConfig, register_method
+from opc_core.methods.common import retain_ce
 
 
 @dataclass(frozen=True)
@@ -30,30 +25,10 @@ class Config(UnlearnConfig):
     augment: bool = hp(True, "Random crop (and flip for natural images) on the batches, as in base training")
 
 
-@register_method(
+register_method(
     "retrain",
     Config,
     "Train a fresh model of the same architecture from scratch on the retain set (the gold standard)",
+    plan=Plan(streams=("retain",), from_scratch=True),
     paper="Exact unlearning baseline (retraining without D_f)",
-)
-def unlearn(
-    model: nn.Module, data: ImageData, split: Split, cfg: Config, *, on_step=None, stop=None, monitor=None
-) -> nn.Module:
-    device = model_device(model)
-    seed_everything(cfg.seed)  # the fresh initialisation depends on the seed only
-    fresh = create_model(model.arch, model.in_channels, model.num_classes, model.image_size).to(device)
-    fit_classifier(fresh, data.to(device), split.retain_idx, cfg, on_step=_renamed(on_step), stop=stop, monitor=monitor)
-    return fresh.eval()
-
-
-def _renamed(on_step):
-    """fit_classifier logs its term as "ce"; report it as "retain_ce" plus "loss", like the other methods."""
-    if on_step is None:
-        return None
-
-    def relay(info):
-        ce = info.losses.get("ce", float("nan"))
-        info.losses = {"retain_ce": ce, "loss": ce}
-        on_step(info)
-
-    return relay
+)(retain_ce)

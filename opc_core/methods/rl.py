@@ -13,8 +13,7 @@ from dataclasses import dataclass
 import torch.nn.functional as F
 from torch import nn
 
-from opc_core.data import ImageData, Split
-from opc_core.methods.base import UnlearnConfig, loop_unlearn, register_method
+from opc_core.methods.base import UnlearnConfig, UnlearnContext, register_method
 from opc_core.methods.common import mixed_forward, wrong_labels
 
 
@@ -23,10 +22,16 @@ class Config(UnlearnConfig):
     pass
 
 
-def rl_loss(model: nn.Module, batch: dict, state: dict):
+@register_method(
+    "rl",
+    Config,
+    "Random labels: train the forget set towards random wrong classes, and the retain set as usual",
+    paper="Golatkar et al., CVPR 2020; Fan et al., SalUn, ICLR 2024",
+)
+def rl_loss(model: nn.Module, batch: dict, ctx: UnlearnContext):
     (_, y_r), (_, y_f) = batch["retain"], batch["forget"]
     z_r, z_f = mixed_forward(model, batch)  # (B_r, K), (B_f, K)
-    y_wrong = wrong_labels(y_f, z_f.shape[1], state["generator"])  # (B_f,)
+    y_wrong = wrong_labels(y_f, z_f.shape[1], ctx.generator)  # (B_f,)
     ce_r = F.cross_entropy(z_r, y_r, reduction="sum")
     ce_f = F.cross_entropy(z_f, y_wrong, reduction="sum")
     loss = (ce_r + ce_f) / (len(y_r) + len(y_f))
@@ -35,15 +40,3 @@ def rl_loss(model: nn.Module, batch: dict, state: dict):
         "forget_random_ce": ce_f.detach() / len(y_f),
         "loss": loss.detach(),
     }
-
-
-@register_method(
-    "rl",
-    Config,
-    "Random labels: train the forget set towards random wrong classes, and the retain set as usual",
-    paper="Golatkar et al., CVPR 2020; Fan et al., SalUn, ICLR 2024",
-)
-def unlearn(
-    model: nn.Module, data: ImageData, split: Split, cfg: Config, *, on_step=None, stop=None, monitor=None
-) -> nn.Module:
-    return loop_unlearn(model, data, split, cfg, rl_loss, on_step=on_step, stop=stop, monitor=monitor)

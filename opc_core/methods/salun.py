@@ -23,10 +23,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from opc_core.data import ImageData, Split
-from opc_core.methods.base import UnlearnConfig, loop_unlearn, register_method
+from opc_core.config import hp
+from opc_core.data import ImageData
+from opc_core.env.device import model_device
+from opc_core.methods.base import Plan, UnlearnConfig, UnlearnContext, register_method
 from opc_core.methods.rl import rl_loss
-from opc_core.train.loop import hp
 
 
 @dataclass(frozen=True)
@@ -40,7 +41,7 @@ def saliency_mask(
     model: nn.Module, data: ImageData, idx: torch.Tensor, sparsity: float, batch_size: int = 256
 ) -> list[torch.Tensor]:
     """One 0/1 mask per parameter: the top ``sparsity`` share of |∇ CE(D_f)| under one global threshold."""
-    device = next(model.parameters()).device
+    device = model_device(model)
     was_training = model.training
     model.eval()  # the saliency of the original model, with its running BatchNorm statistics
     model.zero_grad(set_to_none=True)
@@ -58,45 +59,39 @@ def saliency_mask(
     return masks
 
 
-def salun_loss(model: nn.Module, batch: dict, state: dict):
-    loss, logs = rl_loss(model, batch, state)
-    wd = state["weight_decay"]
-    if wd > 0:  # weight decay through the loss (not the optimiser), so the mask hooks cover it too
-        loss = loss + 0.5 * wd * sum(p.pow(2).sum() for p in model.parameters())
-    return loss, {**logs, "loss": loss.detach()}
+@dataclass
+class MaskHooks:
+    """The gradient hooks that apply the saliency mask to the working model (removed when the run ends)."""
+
+    handles: list[torch.utils.hooks.RemovableHandle]
+
+
+def mask_gradients(work: nn.Module, ctx: UnlearnContext) -> MaskHooks:
+    """Compute the mask at the original weights and multiply every later gradient by it."""
+    masks = saliency_mask(work, ctx.data, ctx.split.forget_idx, ctx.cfg.sparsity)
+    return MaskHooks([p.register_hook(lambda g, m=m: g * m) for p, m in zip(work.parameters(), masks, strict=True)])
+
+
+def remove_mask(work: nn.Module, hooks: MaskHooks) -> None:
+    for h in hooks.handles:
+        h.remove()
+
+
+def decay_in_loss(cfg: Config) -> Config:
+    """The optimiser runs without weight decay: the loss carries it, so the mask covers it too."""
+    return dataclasses.replace(cfg, weight_decay=0.0)
 
 
 @register_method(
     "salun",
     Config,
     "Saliency unlearning: random labels, updating only the weights most salient to the forget loss",
+    plan=Plan(prepare=mask_gradients, finish=remove_mask, optim=decay_in_loss),
     paper="Fan et al., SalUn, ICLR 2024",
 )
-def unlearn(
-    model: nn.Module, data: ImageData, split: Split, cfg: Config, *, on_step=None, stop=None, monitor=None
-) -> nn.Module:
-    handles = []
-
-    def prepare(work: nn.Module, state: dict) -> None:
-        masks = saliency_mask(work, state["data"], split.forget_idx, cfg.sparsity)
-        for p, m in zip(work.parameters(), masks, strict=True):
-            handles.append(p.register_hook(lambda g, m=m: g * m))
-
-    loop_cfg = dataclasses.replace(cfg, weight_decay=0.0)
-    try:
-        work = loop_unlearn(
-            model,
-            data,
-            split,
-            loop_cfg,
-            salun_loss,
-            on_step=on_step,
-            stop=stop,
-            monitor=monitor,
-            state={"weight_decay": cfg.weight_decay},
-            prepare=prepare,
-        )
-    finally:
-        for h in handles:
-            h.remove()
-    return work
+def salun_loss(model: nn.Module, batch: dict, ctx: UnlearnContext[MaskHooks]):
+    loss, logs = rl_loss(model, batch, ctx)
+    wd = ctx.cfg.weight_decay
+    if wd > 0:  # weight decay through the loss (not the optimiser), so the mask hooks cover it too
+        loss = loss + 0.5 * wd * sum(p.pow(2).sum() for p in model.parameters())
+    return loss, {**logs, "loss": loss.detach()}

@@ -18,10 +18,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from opc_core.data import ImageData, Split
-from opc_core.methods.base import UnlearnConfig, loop_unlearn, register_method
+from opc_core.config import hp
+from opc_core.methods.base import Plan, UnlearnConfig, UnlearnContext, register_method
 from opc_core.methods.common import distill_kl, frozen
-from opc_core.train.loop import epoch_steps, hp
 
 
 @dataclass(frozen=True)
@@ -40,35 +39,32 @@ class Config(UnlearnConfig):
     )
 
 
-def scrub_loss(model: nn.Module, batch: dict, state: dict):
-    cfg: Config = state["cfg"]
-    teacher = state["teacher"]
-    if state["step"] < state["max_phase_steps"] and state["step"] % 2 == 0:  # max-step on D_f
-        x_f, _ = batch["forget"]
-        with torch.no_grad():
-            t_f = teacher(x_f)  # (B_f, K)
-        forget_kl = distill_kl(model(x_f), t_f, cfg.temperature)
-        loss = -forget_kl
-        return loss, {"forget_kl": forget_kl.detach(), "loss": loss.detach()}
-    x_r, y_r = batch["retain"]  # min-step on D_r
-    with torch.no_grad():
-        t_r = teacher(x_r)  # (B_r, K)
-    z_r = model(x_r)  # (B_r, K)
-    retain_kl = distill_kl(z_r, t_r, cfg.temperature)
-    retain_ce = F.cross_entropy(z_r, y_r)
-    loss = retain_kl + cfg.ce_weight * retain_ce
-    return loss, {"retain_kl": retain_kl.detach(), "retain_ce": retain_ce.detach(), "loss": loss.detach()}
+def teacher(work: nn.Module, ctx: UnlearnContext) -> nn.Module:
+    return frozen(work)  # the original, before any step
 
 
 @register_method(
     "scrub",
     Config,
     "SCRUB: a student moves away from the original (teacher) on the forget set and stays close to it on the retain set",
+    plan=Plan(prepare=teacher),
     paper="Kurmanji et al., Towards Unbounded Machine Unlearning, NeurIPS 2023",
 )
-def unlearn(
-    model: nn.Module, data: ImageData, split: Split, cfg: Config, *, on_step=None, stop=None, monitor=None
-) -> nn.Module:
-    steps_per_epoch = epoch_steps(len(split.retain_idx), cfg.batch_size)
-    state = {"cfg": cfg, "teacher": frozen(model), "max_phase_steps": round(cfg.msteps * steps_per_epoch)}
-    return loop_unlearn(model, data, split, cfg, scrub_loss, on_step=on_step, stop=stop, monitor=monitor, state=state)
+def scrub_loss(model: nn.Module, batch: dict, ctx: UnlearnContext[nn.Module]):
+    cfg: Config = ctx.cfg
+    max_phase_steps = round(cfg.msteps * ctx.steps_per_epoch)  # an epoch is a pass over the retain set
+    if ctx.step < max_phase_steps and ctx.step % 2 == 0:  # max-step on D_f
+        x_f, _ = batch["forget"]
+        with torch.no_grad():
+            t_f = ctx.state(x_f)  # (B_f, K)
+        forget_kl = distill_kl(model(x_f), t_f, cfg.temperature)
+        loss = -forget_kl
+        return loss, {"forget_kl": forget_kl.detach(), "loss": loss.detach()}
+    x_r, y_r = batch["retain"]  # min-step on D_r
+    with torch.no_grad():
+        t_r = ctx.state(x_r)  # (B_r, K)
+    z_r = model(x_r)  # (B_r, K)
+    retain_kl = distill_kl(z_r, t_r, cfg.temperature)
+    retain_ce = F.cross_entropy(z_r, y_r)
+    loss = retain_kl + cfg.ce_weight * retain_ce
+    return loss, {"retain_kl": retain_kl.detach(), "retain_ce": retain_ce.detach(), "loss": loss.detach()}

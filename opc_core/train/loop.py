@@ -1,8 +1,9 @@
 """The one training loop, shared by base training, retraining and every unlearning method.
 
-A run is a loss function plugged into :func:`run_loop`: ``loss_fn(model, batch, state) -> (loss, logs)``, where
-``batch`` maps stream names ("train", "retain", "forget", ...) to ``(x, y)`` mini-batches and ``logs`` maps named loss
-terms to scalars. The loop owns the mechanics: optimiser and schedule, AMP (bf16) and channels_last on CUDA, gradient
+A run is a loss function plugged into :func:`run_loop`: ``loss_fn(model, batch, progress) -> (loss, logs)``, where
+``batch`` maps stream names ("train", "retain", "forget", ...) to ``(x, y)`` mini-batches, ``progress`` says which step
+of how many this is (a :class:`Progress`, or a subclass carrying a method's state) and ``logs`` maps named loss terms
+to scalars. The loop owns the mechanics: optimiser and schedule, AMP (bf16) and channels_last on CUDA, gradient
 clipping, seeding, cancellation (a ``threading.Event``-like ``stop`` checked every step) and progress, which leaves
 only through ``on_step(StepInfo)``. It never prints, draws or touches a UI. (Shape after karpathy/minGPT's trainer.)
 """
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -20,9 +21,10 @@ from torch import nn
 
 from opc_core.config import hp
 from opc_core.data import ImageData, augment
+from opc_core.env.device import model_device
 
 Batch = dict[str, tuple[torch.Tensor, torch.Tensor]]
-LossFn = Callable[[nn.Module, Batch, dict], tuple[torch.Tensor, Mapping[str, Any]]]
+LossFn = Callable[[nn.Module, Batch, Any], tuple[torch.Tensor, Mapping[str, Any]]]
 
 
 class StopFlag(Protocol):
@@ -155,46 +157,57 @@ class Monitor:
     fn: Callable[[nn.Module, int], dict[str, float]]
 
 
+@dataclass(frozen=True)
+class LoopOptions:
+    """How a run is observed and what it optimises, beside the config: the callers' hooks."""
+
+    on_step: Callable[[StepInfo], None] | None = None  # progress, every ``report_every`` steps and at the last
+    stop: StopFlag | None = None  # checked before every step; when set the loop ends early and says so
+    monitor: Monitor | None = None  # periodic evaluation, reported with ``on_step``
+    params: Iterable[nn.Parameter] | None = None  # what to optimise (default: the model's parameters)
+    report_every: int = 1  # how often losses are turned into floats and reported
+
+
+@dataclass
+class Progress:
+    """Where a run stands; :func:`run_loop` fills it in and hands it to the loss function as its third argument."""
+
+    step: int = 0  # 0-based index of the step being computed
+    total: int = 0  # planned number of steps
+    steps_per_epoch: int = 0  # batches in one pass over the epoch stream
+
+
 def run_loop(
     model: nn.Module,
     loss_fn: LossFn,
     streams: Mapping[str, Batches],
     cfg: OptimConfig,
-    *,
-    total: int,
-    params=None,
-    on_step: Callable[[StepInfo], None] | None = None,
-    stop: StopFlag | None = None,
-    monitor: Monitor | None = None,
-    state: dict | None = None,
-    steps_per_epoch: int = 0,
-    report_every: int = 1,
+    options: LoopOptions = LoopOptions(),
+    progress: Progress | None = None,
 ) -> LoopResult:
-    """Optimise ``loss_fn`` over batches from ``streams`` for ``total`` steps.
+    """Optimise ``loss_fn`` over batches from ``streams`` for ``cfg.epochs`` passes over the first stream.
 
     Args:
         model: the module to train in place (already on its device).
-        loss_fn: ``(model, batch, state) -> (loss, logs)``; ``logs`` values may be tensors or floats.
-        streams: named batch sources; each step draws one batch from every stream.
-        cfg: optimiser, schedule, clipping and AMP settings.
-        total: number of optimiser steps.
-        params: parameters to optimise (default: all of the model's).
-        on_step: progress callback, called every ``report_every`` steps and at the last step.
-        stop: checked before every step; when set the loop ends early and says so.
-        monitor: periodic evaluation hook.
-        state: a dict handed to ``loss_fn`` every step (for methods that keep state); ``state["step"]``,
-            ``state["total"]`` and ``state["optimizer"]`` are set by the loop.
-        steps_per_epoch: for the fractional epoch in ``StepInfo``.
-        report_every: how often losses are turned into floats and reported.
+        loss_fn: ``(model, batch, progress) -> (loss, logs)``; ``logs`` values may be tensors or floats.
+        streams: named batch sources, the epoch stream first; each step draws one batch from every stream.
+        cfg: optimiser, schedule, epochs (capped by max_steps) and clipping.
+        options: the progress callback, stop flag, monitor and parameter subset.
+        progress: the object the loss function receives (a subclass may carry a method's state); the loop sets its
+            step, total and steps_per_epoch.
     """
-    device = next(model.parameters()).device
+    if not streams:
+        raise ValueError("run_loop needs at least one batch stream")
+    progress = progress if progress is not None else Progress()
+    progress.steps_per_epoch = next(iter(streams.values())).steps_per_epoch
+    progress.total = total = planned_steps(cfg, progress.steps_per_epoch)
+    on_step, stop, monitor = options.on_step, options.stop, options.monitor
+    device = model_device(model)
     use_amp = device.type == "cuda"
     if device.type == "cuda":
         model.to(memory_format=torch.channels_last)
-    opt = make_optimizer(params if params is not None else model.parameters(), cfg)
+    opt = make_optimizer(options.params if options.params is not None else model.parameters(), cfg)
     base_lrs = [g["lr"] for g in opt.param_groups]
-    state = state if state is not None else {}
-    state.update(total=total, optimizer=opt)
     model.train()
     t0 = time.perf_counter()
     step = 0
@@ -206,12 +219,12 @@ def run_loop(
         factor = lr_factor(cfg.schedule, step, total)
         for g, lr0 in zip(opt.param_groups, base_lrs):
             g["lr"] = lr0 * factor
-        state["step"] = step
+        progress.step = step
         batch = {name: next(s) for name, s in streams.items()}
         if device.type == "cuda":
             batch = {k: (x.contiguous(memory_format=torch.channels_last), y) for k, (x, y) in batch.items()}
         with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_amp):
-            loss, logs = loss_fn(model, batch, state)
+            loss, logs = loss_fn(model, batch, progress)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if cfg.grad_clip > 0:
@@ -219,19 +232,11 @@ def run_loop(
         opt.step()
         step += 1
         due_eval = monitor is not None and (step % monitor.every == 0 or step == total)
-        if on_step is not None and (step % report_every == 0 or step == total or due_eval):
+        if on_step is not None and (step % options.report_every == 0 or step == total or due_eval):
             evals = _run_monitor(model, monitor, step) if due_eval else {}
-            on_step(
-                StepInfo(
-                    step,
-                    total,
-                    {k: float(v) for k, v in logs.items()},
-                    time.perf_counter() - t0,
-                    step / steps_per_epoch if steps_per_epoch else 0.0,
-                    opt.param_groups[0]["lr"],
-                    evals,
-                )
-            )
+            losses = {k: float(v) for k, v in logs.items()}
+            epoch = step / progress.steps_per_epoch
+            on_step(StepInfo(step, total, losses, time.perf_counter() - t0, epoch, opt.param_groups[0]["lr"], evals))
     if device.type == "cuda":
         model.to(memory_format=torch.contiguous_format)
     model.eval()

@@ -27,12 +27,12 @@ from opc_core.models import MODELS, UnlearnableModel, create_model
 from opc_core.train.inference import accuracy
 from opc_core.train.loop import (
     Batches,
+    LoopOptions,
     Monitor,
     OptimConfig,
     StepInfo,
     StopFlag,
     hp,
-    planned_steps,
     run_loop,
     seed_everything,
 )
@@ -210,15 +210,14 @@ def fit_classifier(model: UnlearnableModel, data: ImageData, idx: torch.Tensor, 
     """Cross-entropy training of ``model`` in place on training images ``idx``; returns the LoopResult."""
     gen = seed_everything(cfg.seed)
     stream = Batches(data, idx, cfg.batch_size, augment_batches=cfg.augment, generator=gen)
-    total = planned_steps(cfg, stream.steps_per_epoch)
 
     def loss_fn(m, batch, state):
         x, y = batch["train"]
         loss = nn.functional.cross_entropy(m(x), y)
         return loss, {"ce": loss.detach()}
 
-    return run_loop(model, loss_fn, {"train": stream}, cfg, total=total, on_step=on_step, stop=stop,
-                    monitor=monitor, steps_per_epoch=stream.steps_per_epoch, params=params)
+    options = LoopOptions(on_step=on_step, stop=stop, monitor=monitor, params=params)
+    return run_loop(model, loss_fn, {"train": stream}, cfg, options)
 
 
 def train_base_model(dataset: str, arch: str, cfg: TrainConfig | None = None, *, device=None,
