@@ -223,6 +223,38 @@ def file_present(path: Path) -> bool:
     return path.is_file() or path.with_name(path.name + ".gz").is_file()
 
 
+def locate_or_fetch(
+    name: str,
+    root: Path,
+    download: bool,
+    locate: Callable[[Path], tuple[Path, list[str]]],
+    fetch: Callable[[Path], None] | None = None,
+    *,
+    expected: Sequence[str],
+    folders: Sequence[Path] | None = None,
+    how: str | None = None,
+) -> Path:
+    """The folder holding dataset ``name``'s files under ``root``, fetched first when missing and ``download`` asks.
+
+    Args:
+        locate: ``locate(root) -> (folder, missing file names)``.
+        fetch: ``fetch(root)`` downloads the files (None: nothing can be downloaded).
+        expected: every file name the loader needs, for the error message.
+        folders: the folders searched, for the error message (default: the one ``locate`` names).
+        how: how to get the files, for the error message (default: the download command).
+
+    Raises:
+        DatasetMissingError: naming the folders, every expected file, the missing ones and how to get them.
+    """
+    folder, missing = locate(root)
+    if missing and download and fetch is not None:
+        fetch(root)
+        folder, missing = locate(root)
+    if missing:
+        raise DatasetMissingError(name, folders or [folder], expected, missing, how)
+    return folder
+
+
 def data_root() -> Path:
     """The default data root.
 

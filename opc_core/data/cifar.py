@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from opc_core.data.base import DatasetMissingError, ImageData, make_image_data
+from opc_core.data.base import ImageData, locate_or_fetch, make_image_data
 
 log = logging.getLogger(__name__)
 
@@ -130,12 +130,8 @@ def _download(tv_class: str, root: Path) -> None:
 
 def load_cifar10(root: Path, download: bool = False) -> ImageData:
     """Load CIFAR-10 from ``<root>/cifar-10-batches-py``."""
-    folder, missing = locate_cifar10(root)
-    if missing and download:
-        _download("CIFAR10", root)
-        folder, missing = locate_cifar10(root)
-    if missing:
-        raise DatasetMissingError("cifar10", [folder], CIFAR10_FILES, missing)
+    fetch = lambda r: _download("CIFAR10", r)  # noqa: E731
+    folder = locate_or_fetch("cifar10", root, download, locate_cifar10, fetch, expected=CIFAR10_FILES)
     parts = [_batch(folder / n, "labels") for n in CIFAR10_FILES[:5]]
     train_x = np.concatenate([p[0] for p in parts])
     train_y = np.concatenate([p[1] for p in parts])
@@ -146,12 +142,8 @@ def load_cifar10(root: Path, download: bool = False) -> ImageData:
 
 def load_cifar100(root: Path, download: bool = False) -> ImageData:
     """Load CIFAR-100 (fine labels) from ``<root>/cifar-100-python``."""
-    folder, missing = locate_cifar100(root)
-    if missing and download:
-        _download("CIFAR100", root)
-        folder, missing = locate_cifar100(root)
-    if missing:
-        raise DatasetMissingError("cifar100", [folder], CIFAR100_FILES, missing)
+    fetch = lambda r: _download("CIFAR100", r)  # noqa: E731
+    folder = locate_or_fetch("cifar100", root, download, locate_cifar100, fetch, expected=CIFAR100_FILES)
     train_x, train_y = _batch(folder / "train", "fine_labels")
     test_x, test_y = _batch(folder / "test", "fine_labels")
     classes = _names(folder / "meta", "fine_label_names")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from opc_core.data.base import IMAGEFOLDER_ENV, DatasetMissingError, ImageData, make_image_data, stratified_split
+from opc_core.data.base import IMAGEFOLDER_ENV, ImageData, locate_or_fetch, make_image_data, stratified_split
 
 log = logging.getLogger(__name__)
 
@@ -120,13 +120,11 @@ def load_imagefolder(root: Path, download: bool = False) -> ImageData:
 
     With ``train/`` and ``test/`` sub-folders those are used; otherwise each class is split 80/20 with seed 0.
     """
-    folder, missing = locate_imagefolder(root)
-    if missing:
-        how = (
-            f"Put one sub-folder of images per class in {folder} (optionally under train/ and test/), or point "
-            f"${IMAGEFOLDER_ENV} at such a folder. There is nothing to download."
-        )
-        raise DatasetMissingError("imagefolder", [folder], [EXPECTED], missing, how)
+    how = (
+        f"Put one sub-folder of images per class in {imagefolder_dir(root)} (optionally under train/ and test/), or "
+        f"point ${IMAGEFOLDER_ENV} at such a folder. There is nothing to download."
+    )
+    folder = locate_or_fetch("imagefolder", root, download, locate_imagefolder, expected=[EXPECTED], how=how)
     if _has_split(folder):
         classes, train_paths, train_labels = _collect(folder / "train", None)
         _, test_paths, test_labels = _collect(folder / "test", classes)

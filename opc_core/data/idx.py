@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from opc_core.data.base import DatasetMissingError, ImageData, make_image_data
+from opc_core.data.base import ImageData, locate_or_fetch, make_image_data
 
 log = logging.getLogger(__name__)
 
@@ -162,26 +162,21 @@ def _download(tv_class: str, root: Path) -> None:
 
 def load_mnist(root: Path, download: bool = False) -> ImageData:
     """Load MNIST from ``<root>/MNIST/raw`` (downloading with torchvision if asked)."""
-    folder, missing = locate_mnist(root)
-    if missing and download:
-        _download("MNIST", root)
-        folder, missing = locate_mnist(root)
-    if missing:
-        raise DatasetMissingError("mnist", [folder], IDX_FILES, missing)
+    fetch = lambda r: _download("MNIST", r)  # noqa: E731
+    folder = locate_or_fetch("mnist", root, download, locate_mnist, fetch, expected=IDX_FILES)
     return _read_folder("mnist", folder, DIGIT_CLASSES)
 
 
 def load_fashion_mnist(root: Path, download: bool = False) -> ImageData:
     """Load Fashion-MNIST from ``<root>/FashionMNIST/raw`` or the Debian package's folder."""
-    folder, missing = locate_fashion(root)
-    if missing and download:
-        _download("FashionMNIST", root)
-        folder, missing = locate_fashion(root)
-    if missing:
-        how = (
-            "To get them, run `python -m opc_core datasets --download fashion_mnist` on a machine with internet "
-            f"access, copy the files into {fashion_dir(root)}, or `apt-get install dataset-fashion-mnist` "
-            f"(installs them in {DEBIAN_FASHION_DIR})."
-        )
-        raise DatasetMissingError("fashion_mnist", [fashion_dir(root), DEBIAN_FASHION_DIR], IDX_FILES, missing, how)
+    how = (
+        "To get them, run `python -m opc_core datasets --download fashion_mnist` on a machine with internet "
+        f"access, copy the files into {fashion_dir(root)}, or `apt-get install dataset-fashion-mnist` "
+        f"(installs them in {DEBIAN_FASHION_DIR})."
+    )
+    fetch = lambda r: _download("FashionMNIST", r)  # noqa: E731
+    folders = [fashion_dir(root), DEBIAN_FASHION_DIR]
+    folder = locate_or_fetch(
+        "fashion_mnist", root, download, locate_fashion, fetch, expected=IDX_FILES, folders=folders, how=how
+    )
     return _read_folder("fashion_mnist", folder, FASHION_CLASSES)

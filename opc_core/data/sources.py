@@ -14,9 +14,9 @@ import numpy as np
 from opc_core.data.base import (
     ASSETS_DIR,
     DATASETS,
-    DatasetMissingError,
     DatasetSpec,
     ImageData,
+    locate_or_fetch,
     make_image_data,
     stratified_split,
 )
@@ -72,9 +72,10 @@ def locate_fashion_small(root: Path) -> tuple[Path, list[str]]:
 
 def load_fashion_small(root: Path | None = None, download: bool = False) -> ImageData:
     """The embedded subset: 1,000 train and 200 test Fashion-MNIST images per class (``root`` is ignored)."""
-    if not FASHION_SMALL_FILE.is_file():
-        how = "Regenerate it with `python scripts/make_fashion_subset.py` (needs the full Fashion-MNIST IDX files)."
-        raise DatasetMissingError("fashion_mnist_small", [ASSETS_DIR], [FASHION_SMALL_FILE.name], how=how)
+    how = "Regenerate it with `python scripts/make_fashion_subset.py` (needs the full Fashion-MNIST IDX files)."
+    locate_or_fetch(
+        "fashion_mnist_small", root, download, locate_fashion_small, expected=[FASHION_SMALL_FILE.name], how=how
+    )
     with np.load(FASHION_SMALL_FILE, allow_pickle=False) as npz:
         arrays = {k: npz[k] for k in ("train_x", "train_y", "test_x", "test_y")}
     # (N, 28, 28) -> (N, 1, 28, 28)

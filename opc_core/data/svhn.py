@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from opc_core.data.base import DatasetMissingError, ImageData, make_image_data
+from opc_core.data.base import ImageData, locate_or_fetch, make_image_data
 
 log = logging.getLogger(__name__)
 
@@ -63,12 +63,7 @@ def _download(root: Path) -> None:
 
 def load_svhn(root: Path, download: bool = False) -> ImageData:
     """Load SVHN from ``<root>/svhn`` (downloading with torchvision if asked)."""
-    folder, missing = locate_svhn(root)
-    if missing and download:
-        _download(root)
-        folder, missing = locate_svhn(root)
-    if missing:
-        raise DatasetMissingError("svhn", [folder], SVHN_FILES, missing)
+    folder = locate_or_fetch("svhn", root, download, locate_svhn, lambda r: _download(r), expected=SVHN_FILES)
     train_x, train_y = read_svhn_mat(folder / SVHN_FILES[0])
     test_x, test_y = read_svhn_mat(folder / SVHN_FILES[1])
     return make_image_data("svhn", train_x, train_y, test_x, test_y, SVHN_CLASSES, False)

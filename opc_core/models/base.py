@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from opc_core.env.device import model_device
 from opc_core.registry import Registry
 
 
@@ -46,7 +47,7 @@ class UnlearnableModel(nn.Module):
     def block_names(self) -> list[str]:
         """Names of the blocks ``features_at`` can return, input to output."""
         with torch.no_grad():
-            dummy = torch.zeros(1, self.in_channels, self.image_size, self.image_size, device=_param_device(self))
+            dummy = torch.zeros(1, self.in_channels, self.image_size, self.image_size, device=model_device(self))
             was_training = self.training
             self.eval()
             names = [name for name, _ in self._blocks(dummy)]
@@ -112,12 +113,6 @@ def _pool(t: torch.Tensor) -> torch.Tensor:
     if t.dim() == 3:  # (N, T, C)
         return t.mean(dim=1)
     return t
-
-
-def _param_device(model: nn.Module) -> torch.device:
-    for p in model.parameters():
-        return p.device
-    return torch.device("cpu")
 
 
 @dataclass(frozen=True)

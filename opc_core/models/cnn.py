@@ -14,8 +14,9 @@ def _conv(cin: int, cout: int) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
 
 
-@register_model("cnn_small", "Small CNN (~110k parameters): 3 conv blocks + 128-d features; interactive on a CPU",
-                cpu_friendly=True)
+@register_model(
+    "cnn_small", "Small CNN (~110k parameters): 3 conv blocks + 128-d features; interactive on a CPU", cpu_friendly=True
+)
 class SmallCNN(UnlearnableModel):
     """Three conv blocks (32, 64, 64 channels; two 2x2 max-pools), global average pooling, a 128-d ReLU layer."""
 

@@ -39,8 +39,16 @@ class Block(nn.Module):
 class ViTTiny(UnlearnableModel):
     """Patch embedding, a class token, learned positions, 6 pre-norm blocks; features = the normed class token."""
 
-    def __init__(self, in_channels: int, num_classes: int, image_size: int, dim: int = 128, depth: int = 6,
-                 heads: int = 4, mlp_ratio: float = 2.0) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        num_classes: int,
+        image_size: int,
+        dim: int = 128,
+        depth: int = 6,
+        heads: int = 4,
+        mlp_ratio: float = 2.0,
+    ) -> None:
         super().__init__(in_channels, num_classes, image_size)
         p = patch_size_for(image_size)
         self.patch_size = p
