@@ -1,4 +1,5 @@
-"""Metrics of OPC Lab (SCIENCE.md §5): UA/RA/TA, MIA-efficacy, representation statistics, PSNR/SSIM, one evaluate()."""
+"""Metrics of OPC Lab (docs/science.md §5): UA/RA/TA, MIA-efficacy, representation statistics, PSNR/SSIM, and
+one ``evaluate()`` that scores an unlearned model against the original."""
 
 from opc_core.metrics.accuracy import (
     accuracy_from_logits,

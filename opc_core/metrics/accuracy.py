@@ -1,4 +1,4 @@
-"""Accuracy metrics of unlearning (SCIENCE.md §5): UA, RA, TA and per-class accuracy.
+"""Accuracy metrics of unlearning (docs/science.md §5): UA, RA, TA and per-class accuracy.
 
 Following the evaluation protocol of Jia et al. 2023 ("Model sparsity can simplify machine unlearning") that the OPC
 paper (arXiv 2507.07754, §5) reuses:

@@ -1,4 +1,4 @@
-"""One call that scores an unlearned model against the original (SCIENCE.md §5): accuracies, MIA, representation.
+"""One call that scores an unlearned model against the original (docs/science.md §5): accuracies, MIA, representation.
 
 The result is plain JSON: Python floats, ints, bools, lists and dicts; every NaN or infinity becomes ``None``. NaN
 arises only where documented: ``forget_test_acc`` in random mode (no test image of a forgotten class), a ``per_class``

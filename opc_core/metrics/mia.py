@@ -1,4 +1,4 @@
-"""MIA-efficacy: how much of the forget set a membership-inference attack calls "non-member" (SCIENCE.md §5).
+"""MIA-efficacy: how much of the forget set a membership-inference attack calls "non-member" (docs/science.md §5).
 
 The protocol of Jia et al. 2023, "Model sparsity can simplify machine unlearning" (NeurIPS 2023), as implemented in
 the public SalUn code (OPTML-Group/Unlearn-Saliency, ``evaluation/SVC_MIA.py``) and reused by the OPC paper

@@ -1,4 +1,4 @@
-"""Representation metrics: does the forget set still have structure inside the model? (SCIENCE.md §5)
+"""Representation metrics: does the forget set still have structure inside the model? (docs/science.md §5)
 
 OPC (arXiv 2507.07754, Eq. "one-point contraction") claims deep forgetting means the model maps every forget sample to
 one point. These metrics make that visible on the penultimate features f(x) (N, D) and the logits m(x) (N, K):
