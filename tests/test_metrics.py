@@ -1,4 +1,4 @@
-"""Known-answer tests of the metrics (SCIENCE.md §5) on hand-made inputs and tiny models over `digits`."""
+"""Known-answer tests of the metrics (docs/science.md §5) on hand-made inputs and tiny models over `digits`."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ from opc_core.metrics import (
     prediction_entropy,
     representation_stats,
     retained_test_idx,
+    subsample_idx,
     unlearning_accuracies,
 )
 
@@ -71,6 +72,17 @@ class MemoModel(nn.Module):
 
 def _pct(mask: torch.Tensor) -> float:
     return 100.0 * mask.float().mean().item()
+
+
+@torch.no_grad()
+def _features(model: nn.Module, data, idx: torch.Tensor) -> np.ndarray:
+    """Penultimate features (N, D) of training images, straight from the model (not through the library's helpers)."""
+    return model.features(data.normalize(data.train_x[idx])).double().numpy()
+
+
+def _radius(f: np.ndarray) -> float:
+    """Mean distance to the set's overall centroid."""
+    return float(np.linalg.norm(f - f.mean(0), axis=1).mean())
 
 
 # ---- accuracy ---------------------------------------------------------------------------------------------------
@@ -222,13 +234,20 @@ def test_contraction_radius_and_entropy():
 def test_representation_stats_collapsed_model(digits, digits_model):
     split = make_split(digits, forget_classes=[0], seed=0)
     stats = representation_stats(digits_model, ConstantModel(digits.num_classes, 2), digits, split, max_samples=100)
+    g = torch.Generator().manual_seed(0)  # the documented subsample: D_f first, then D_r, one generator
+    f_o = _features(digits_model, digits, subsample_idx(split.forget_idx, 100, g))
+    r_o = _features(digits_model, digits, subsample_idx(split.retain_idx, 100, g))
     assert stats["n_forget"] == 100 and stats["n_retain"] == 100
     assert stats["feat_norm_forget"] == 0.0 and stats["logit_norm_forget"] == pytest.approx(5.0)
     assert stats["cka_forget"] == 0.0 and stats["cka_degenerate"] is True
     assert stats["contraction_radius"] == 1.0  # both sets collapsed
-    assert 0.0 < stats["contraction_radius_original"] < 10.0
+    assert stats["contraction_radius_original"] == pytest.approx(_radius(f_o) / _radius(r_o), rel=1e-6)
+    assert stats["feat_norm_forget_original"] == pytest.approx(np.linalg.norm(f_o, axis=1).mean(), rel=1e-6)
     assert stats["max_entropy"] == pytest.approx(math.log(digits.num_classes))
-    assert stats["entropy_forget"] < stats["max_entropy"]
+    # logits 5 on class 2 and 0 elsewhere: softmax p = e^5 / (e^5 + K - 1) once and 1 / (e^5 + K - 1) K - 1 times
+    z = math.exp(5.0) + digits.num_classes - 1
+    p = np.array([math.exp(5.0) / z] + [1.0 / z] * (digits.num_classes - 1))
+    assert stats["entropy_forget"] == pytest.approx(float(-(p * np.log(p)).sum()), rel=1e-9)
 
 
 # ---- evaluate ---------------------------------------------------------------------------------------------------
@@ -244,11 +263,15 @@ def test_evaluate_original_model(digits, digits_model):
     assert out["original"]["ua"] < 10.0 and out["ua"] == out["original"]["ua"]  # it was trained on D_f
     assert out["ra"] > 90.0 and out["ta"] > 85.0
     assert len(out["per_class"]) == digits.num_classes
-    assert 0.0 <= out["mia"] <= 100.0 and out["mia"] == out["original"]["mia"]
+    # the documented MIA defaults (max_per_set = max_samples, seed); a model trained on D_f calls ~all of it member
+    assert out["mia"] == pytest.approx(mia_efficacy(digits_model, digits, split, max_per_set=2000, seed=0))
+    assert out["mia"] < 5.0 and out["mia"] == out["original"]["mia"]
     rep = out["representation"]
     assert rep["cka_forget"] == pytest.approx(1.0, abs=1e-6) and rep["cka_degenerate"] is False
     assert rep["contraction_radius"] == pytest.approx(rep["contraction_radius_original"])
-    assert isinstance(rep["feat_norm_forget"], float)
+    f_forget = _features(digits_model, digits, split.forget_idx)  # D_f (285 images) is under max_samples: all of it
+    assert rep["n_forget"] == len(split.forget_idx)
+    assert rep["feat_norm_forget"] == pytest.approx(np.linalg.norm(f_forget, axis=1).mean(), rel=1e-6)
 
 
 def test_evaluate_random_split_is_json_safe(digits, digits_model):

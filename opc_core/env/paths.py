@@ -23,10 +23,3 @@ def local_zoo() -> Path:
     path = home() / "zoo"
     path.mkdir(parents=True, exist_ok=True)
     return path
-
-
-def runs_dir() -> Path:
-    """Folder holding one artifact folder per run."""
-    path = home() / "runs"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
