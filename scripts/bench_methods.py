@@ -42,11 +42,15 @@ def time_preset(name, data, model, split, dataset, device) -> dict:
     out = get_method(name)(model, data, split, cfg, on_step=steps.append)
     _sync(device)
     sec = time.perf_counter() - t0
-    return {"method": name, "seconds": round(sec, 2), "steps": steps[-1].step if steps else 0,
-            "ms_per_step": round(1000 * sec / max(1, steps[-1].step if steps else 1), 1),
-            "ua": round(100 - accuracy(out, data, split.forget_idx), 2),
-            "ra": round(accuracy(out, data, split.retain_idx), 2),
-            "ta": round(accuracy(out, data, retained_test_idx(data, split), split="test"), 2)}
+    return {
+        "method": name,
+        "seconds": round(sec, 2),
+        "steps": steps[-1].step if steps else 0,
+        "ms_per_step": round(1000 * sec / max(1, steps[-1].step if steps else 1), 1),
+        "ua": round(100 - accuracy(out, data, split.forget_idx), 2),
+        "ra": round(accuracy(out, data, split.retain_idx), 2),
+        "ta": round(accuracy(out, data, retained_test_idx(data, split), split="test"), 2),
+    }
 
 
 def per_step(name, data, model, split, steps, batch, device) -> float:
@@ -81,10 +85,19 @@ def main() -> None:
         for n in times:
             times[n].append(per_step(n, data, model, split, args.steps, batch, device))
     med = {n: statistics.median(v) for n, v in times.items()}
-    out = {"device": describe_device(device), "dataset": args.dataset, "presets": rows,
-           "per_step": {"batch": batch, "steps": args.steps, "repeats": args.repeats,
-                        "opc_ms": round(1000 * med["opc"], 2), "ft_ms": round(1000 * med["ft"], 2),
-                        "ratio": round(med["opc"] / med["ft"], 3)}}
+    out = {
+        "device": describe_device(device),
+        "dataset": args.dataset,
+        "presets": rows,
+        "per_step": {
+            "batch": batch,
+            "steps": args.steps,
+            "repeats": args.repeats,
+            "opc_ms": round(1000 * med["opc"], 2),
+            "ft_ms": round(1000 * med["ft"], 2),
+            "ratio": round(med["opc"] / med["ft"], 3),
+        },
+    }
     if args.json:
         print(json.dumps(out, indent=2))
         return
@@ -92,11 +105,15 @@ def main() -> None:
     if rows:
         print(f"{'method':<13} {'seconds':>8} {'steps':>6} {'ms/step':>8} {'UA':>6} {'RA':>6} {'TA':>6}")
         for r in rows:
-            print(f"{r['method']:<13} {r['seconds']:>8.1f} {r['steps']:>6} {r['ms_per_step']:>8.1f} {r['ua']:>6.1f} "
-                  f"{r['ra']:>6.1f} {r['ta']:>6.1f}")
+            print(
+                f"{r['method']:<13} {r['seconds']:>8.1f} {r['steps']:>6} {r['ms_per_step']:>8.1f} {r['ua']:>6.1f} "
+                f"{r['ra']:>6.1f} {r['ta']:>6.1f}"
+            )
     p = out["per_step"]
-    print(f"per step (batch {p['batch']}, median of {p['repeats']} x {p['steps']} steps): OPC {p['opc_ms']:.1f} ms, "
-          f"FT {p['ft_ms']:.1f} ms, ratio {p['ratio']:.3f}")
+    print(
+        f"per step (batch {p['batch']}, median of {p['repeats']} x {p['steps']} steps): OPC {p['opc_ms']:.1f} ms, "
+        f"FT {p['ft_ms']:.1f} ms, ratio {p['ratio']:.3f}"
+    )
 
 
 if __name__ == "__main__":

@@ -79,10 +79,17 @@ def bench_model(name: str, data, device, settings) -> dict:
         runs["loop"].append(shared_loop(model, data, steps, b, False, device))
         runs["loop_augment"].append(shared_loop(model, data, steps, b, True, device))
     med = {k: statistics.median(v) for k, v in runs.items()}
-    return {"model": name, "batch": b, "steps_per_run": steps, "repeats": settings["repeats"],
-            "bare_img_s": round(med["bare"], 1), "loop_img_s": round(med["loop"], 1),
-            "loop_augment_img_s": round(med["loop_augment"], 1),
-            "ratio": round(med["loop"] / med["bare"], 3), "ratio_augment": round(med["loop_augment"] / med["bare"], 3)}
+    return {
+        "model": name,
+        "batch": b,
+        "steps_per_run": steps,
+        "repeats": settings["repeats"],
+        "bare_img_s": round(med["bare"], 1),
+        "loop_img_s": round(med["loop"], 1),
+        "loop_augment_img_s": round(med["loop_augment"], 1),
+        "ratio": round(med["loop"] / med["bare"], 3),
+        "ratio_augment": round(med["loop_augment"] / med["bare"], 3),
+    }
 
 
 def main() -> None:
@@ -103,16 +110,22 @@ def main() -> None:
         if device.type == "cuda":
             s.update(steps=s["steps"] * 10, repeats=5)
         rows.append(bench_model(name, data, device, s))
-    out = {"device": describe_device(device), "dataset": args.dataset, "torch_threads": torch.get_num_threads(),
-           "rows": rows}
+    out = {
+        "device": describe_device(device),
+        "dataset": args.dataset,
+        "torch_threads": torch.get_num_threads(),
+        "rows": rows,
+    }
     if args.json:
         print(json.dumps(out, indent=2))
         return
     print(f"device: {out['device']}   dataset: {args.dataset}")
     print(f"{'model':<10} {'bare img/s':>11} {'loop img/s':>11} {'ratio':>6} {'loop+aug img/s':>15} {'ratio':>6}")
     for r in rows:
-        print(f"{r['model']:<10} {r['bare_img_s']:>11.1f} {r['loop_img_s']:>11.1f} {r['ratio']:>6.3f} "
-              f"{r['loop_augment_img_s']:>15.1f} {r['ratio_augment']:>6.3f}")
+        print(
+            f"{r['model']:<10} {r['bare_img_s']:>11.1f} {r['loop_img_s']:>11.1f} {r['ratio']:>6.3f} "
+            f"{r['loop_augment_img_s']:>15.1f} {r['ratio_augment']:>6.3f}"
+        )
 
 
 if __name__ == "__main__":

@@ -18,8 +18,9 @@ def _images(data: ImageData, split: str) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 @torch.inference_mode()
-def features_and_logits(model: nn.Module, data: ImageData, idx: torch.Tensor | None = None, split: str = "train",
-                        batch_size: int = 1024) -> tuple[torch.Tensor, torch.Tensor]:
+def features_and_logits(
+    model: nn.Module, data: ImageData, idx: torch.Tensor | None = None, split: str = "train", batch_size: int = 1024
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Penultimate features (N, D) and logits (N, K) of ``data``'s images ``idx`` (all when None), float32 on CPU."""
     x_all, _ = _images(data, split)
     device = model_device(model)
@@ -40,8 +41,9 @@ def features_and_logits(model: nn.Module, data: ImageData, idx: torch.Tensor | N
     return torch.cat(feats), torch.cat(logits)
 
 
-def logits_of(model: nn.Module, data: ImageData, idx: torch.Tensor | None = None, split: str = "train",
-              batch_size: int = 1024) -> torch.Tensor:
+def logits_of(
+    model: nn.Module, data: ImageData, idx: torch.Tensor | None = None, split: str = "train", batch_size: int = 1024
+) -> torch.Tensor:
     """Logits (N, K) of ``data``'s images ``idx``."""
     return features_and_logits(model, data, idx, split, batch_size)[1]
 
