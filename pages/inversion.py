@@ -2,23 +2,25 @@
 
 from __future__ import annotations
 
-import numpy as np
 import streamlit as st
 
-from opc_core.methods.base import describe_fields
+from opc_core.attacks.inversion import OBJECTIVES, Gallery, InversionConfig
+from opc_core.config import describe_fields
 from opc_core.report import text as ui_text
-from pages import _shared as ui
+from opc_core.report.tables import method_label, run_params
+from pages._jobs import job_panel, show_failure
+from pages._services import manager, store
+from pages._widgets import config_widgets, run_picker, to_image
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
-def load_npz(path: str, mtime: float) -> dict[str, np.ndarray]:
-    with np.load(path, allow_pickle=False) as z:
-        return {k: z[k] for k in z.files}
+def load_gallery(path: str, mtime: float) -> Gallery:
+    return Gallery.load(path)
 
 
 def group_key(run) -> tuple:
     """Runs that share data, original model and split can be attacked on the same images in one job."""
-    p = ui.run_params(run)
+    p = run_params(run)
     return (
         p.get("dataset"),
         run.metrics.get("original_checkpoint"),
@@ -34,8 +36,8 @@ st.markdown(
     "gradient matches. If the model still encodes the image, the reconstruction resembles it. Compare the "
     "original model with the unlearned ones: after deep forgetting the reconstructions should not."
 )
-st.caption(" ".join(ui_text.INVERSION.values()))
-runs = ui.run_picker("Unlearn runs", "inv_runs", multi=True, default_id=st.session_state.get("unlearn_run"))
+st.caption("  \n".join(ui_text.inversion_caption(m) for m in OBJECTIVES))
+runs = run_picker("Unlearn runs", "inv_runs", multi=True, default_id=st.session_state.get("unlearn_run"))
 if not runs:
     st.stop()
 n_images = st.slider(
@@ -47,67 +49,67 @@ n_images = st.slider(
     help="More images take proportionally longer (~5 ms per iteration per image on the small CNN)",
 )
 with st.expander("Attack settings"):
-    from opc_core.attacks.inversion import InversionConfig
-
-    settings = ui.config_widgets(describe_fields(InversionConfig), {}, "inv_set")
+    settings = config_widgets(describe_fields(InversionConfig), {}, "inv_set")
 jobs = st.session_state.setdefault("inv_jobs", [])
-active = [j for j in jobs if ui.store().exists(j) and ui.store().get(j).active]
+active = [j for j in jobs if store().exists(j) and store().get(j).active]
 if st.button("Launch the inversion", type="primary", disabled=bool(active), key="inv_go"):
     groups: dict[tuple, list] = {}
     for r in runs:
         groups.setdefault(group_key(r), []).append(r.id)
     for ids in groups.values():
-        params = {"run_id": ids[0], "run_ids": ids, "attack": "inversion", "n_images": n_images, "settings": settings}
-        jobs.append(
-            ui.manager().submit("attack", params, title=f"gradient inversion on {len(ids)} run(s)", parent=ids[0])
-        )
+        params = {"run_ids": ids, "attack": "inversion", "n_images": n_images, "settings": settings}
+        jobs.append(manager().submit("attack", params, title=f"gradient inversion on {len(ids)} run(s)", parent=ids[0]))
     active = jobs[-len(groups) :]
 
 
 @st.fragment(run_every=1)
 def watch(ids: list[str]) -> None:
-    if all(ui.store().get(i).final for i in ids):
+    if all(store().get(i).final for i in ids):
         st.rerun()
     for i in ids:
-        ui.job_panel(i, "inv")
+        job_panel(i, "inv")
 
 
 if active:
     watch(active)
 for j in jobs:
-    if ui.store().exists(j) and ui.store().get(j).status in ("failed", "cancelled", "interrupted"):
-        ui.show_failure(ui.store().get(j))
+    if store().exists(j) and store().get(j).status in ("failed", "cancelled", "interrupted"):
+        show_failure(store().get(j))
 
-attack_ids = list(dict.fromkeys((ui.store().get(r.id).metrics.get("inversion") or {}).get("attack_run") for r in runs))
-results = [ui.store().get(a) for a in attack_ids if a and ui.store().exists(a)]
+attack_ids = list(dict.fromkeys((store().get(r.id).metrics.get("inversion") or {}).get("attack_run") for r in runs))
+results = [store().get(a) for a in attack_ids if a and store().exists(a)]
 results = [a for a in results if a.artifact_path("inversion") and a.artifact_path("inversion").exists()]
 if not results:
     st.info("No reconstructions for these runs yet: press **Launch the inversion**.", icon=":material/info:")
     st.stop()
-names = {r.id: ui.method_label(r) for r in runs}
+names = {r.id: method_label(r) for r in runs}
 for att in results:
     path = att.artifact_path("inversion")
-    z = load_npz(str(path), path.stat().st_mtime)
-    keys = [k[len("rec__") :] for k in z if k.startswith("rec__")]
+    try:
+        gallery = load_gallery(str(path), path.stat().st_mtime)
+    except ValueError:  # a result file written before the gallery format
+        st.warning(f"Attack run {att.id} holds an older result file: launch the inversion again.")
+        continue
+    keys, recs = gallery.keys, gallery.models
     for k in keys:  # a job may have attacked more runs than are selected (e.g. a whole benchmark)
-        if k not in names and k != "original" and ui.store().exists(k):
-            names[k] = ui.method_label(ui.store().get(k))
+        if k not in names and k != "original" and store().exists(k):
+            names[k] = method_label(store().get(k))
     st.subheader(f"Attack run {att.id}")
     cols = st.columns(len(keys))
     for col, k in zip(cols, keys):
         name = "original" if k == "original" else f"{names.get(k, k)} ({k[-6:]})"
-        col.metric(f"PSNR · {name}", f"{z[f'psnr__{k}'].mean():.1f} dB", help=ui_text.explain("psnr"))
-        col.metric(f"SSIM · {name}", f"{z[f'ssim__{k}'].mean():.3f}", help=ui_text.explain("ssim"))
-    steps = list(z["snap_steps"]) if "snap_steps" in z else []
+        col.metric(f"PSNR · {name}", f"{recs[k].psnr.mean():.1f} dB", help=ui_text.explain("psnr"))
+        col.metric(f"SSIM · {name}", f"{recs[k].ssim.mean():.3f}", help=ui_text.explain("ssim"))
+    steps = gallery.steps.tolist()
     at = st.select_slider("Iteration", steps + ["final"], value="final", key=f"inv_iter_{att.id}") if steps else "final"
     st.caption("Rows: forget images. Columns: the true image, then the reconstruction from each model (PSNR).")
     width = max(8, len(keys) + 1)  # narrow columns keep each row's images side by side
     head = st.columns(width)
     for col, text in zip(head, ["true", *["original" if k == "original" else names.get(k, k) for k in keys]]):
         col.markdown(f"**{text}**")
-    for i in range(len(z["true"])):
+    for i in range(len(gallery.true)):
         row = st.columns(width)
-        row[0].image(ui.to_image(z["true"][i], 96))
+        row[0].image(to_image(gallery.true[i], 96))
         for col, k in zip(row[1:], keys):
-            img = z[f"rec__{k}"][i] if at == "final" else z[f"snap__{k}"][steps.index(at)][i]
-            col.image(ui.to_image(img, 96), caption=f"{z[f'psnr__{k}'][i]:.1f} dB" if at == "final" else None)
+            img = recs[k].images[i] if at == "final" else recs[k].snapshots[steps.index(at)][i]
+            col.image(to_image(img, 96), caption=f"{recs[k].psnr[i]:.1f} dB" if at == "final" else None)
