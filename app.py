@@ -19,7 +19,7 @@ PRESET = {
     "forget_classes": [0, 1, 2],
     "seed": 0,
 }
-# The same paths as pages/_shared.py's constants; spelled out so the home page can draw its text before anything
+# The same paths as pages/_services.py's constants; spelled out so the home page can draw its text before anything
 # imports opc_core (and with it torch, seconds on a busy CPU).
 WORKFLOW = [
     ("pages/model.py", "Model", "neurology", "pick a pretrained model (or train / upload one)"),
@@ -77,12 +77,12 @@ def home() -> None:
         "minutes on a CPU) and lands on the Compare page."
     )
     clicked = st.button("Run the shallow-vs-deep preset", type="primary", key="home_preset")
-    from pages import _shared as ui  # imports opc_core (torch): after the text above is on screen
+    from pages._services import manager, store  # imports opc_core (torch): after the text above is on screen
 
     if clicked:
-        st.session_state["bench_run"] = ui.manager().submit("bench", PRESET, title="shallow vs deep preset")
+        st.session_state["bench_run"] = manager().submit("bench", PRESET, title="shallow vs deep preset")
         st.switch_page("pages/compare.py")
-    active = ui.store().list(status=("queued", "running"))
+    active = store().list(status=("queued", "running"))
     if active:
         st.caption(f"{len(active)} job(s) queued or running — see the Compare page.")
     device.caption(f"Computing on: **{device_name()}**")

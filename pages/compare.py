@@ -9,7 +9,9 @@ import streamlit as st
 
 from opc_core.report import tables as report
 from opc_core.report import text as ui_text
-from pages import _shared as ui
+from pages._jobs import job_panel
+from pages._services import store
+from pages._widgets import empty_state
 
 st.title("Compare")
 
@@ -20,23 +22,23 @@ def signature(runs) -> tuple:
 
 @st.fragment(run_every=1)
 def watch_jobs(seen: tuple) -> None:
-    active = ui.store().list(status=("queued", "running"))
-    if not active or signature(ui.store().list(kind="unlearn")) != seen:
+    active = store().list(status=("queued", "running"))
+    if not active or signature(store().list(kind="unlearn")) != seen:
         st.rerun()  # a job ended or a benchmark added a run: refresh the whole page
     st.subheader("Jobs in progress")
     for run in active:
         if run.parent is None or run.kind != "unlearn":  # a benchmark's own progress covers its child runs
-            ui.job_panel(run.id, "cmp")
+            job_panel(run.id, "cmp")
 
 
-runs = ui.store().list(kind="unlearn")
-if ui.store().list(status=("queued", "running"), limit=1):
+runs = store().list(kind="unlearn")
+if store().list(status=("queued", "running"), limit=1):
     watch_jobs(signature(runs))
 if not runs:
-    if ui.store().list(status=("queued", "running"), limit=1):
+    if store().list(status=("queued", "running"), limit=1):
         st.info("The runs appear here as the jobs above produce them.", icon=":material/hourglass_top:")
         st.stop()
-    ui.empty_state(
+    empty_state(
         "No unlearning runs to compare yet. Launch one on the Unlearn page, or the one-click "
         "shallow-vs-deep preset on the home page."
     )
@@ -109,7 +111,7 @@ with st.expander(f"Delete the {len(sel)} run(s) compared here"):
         errors = []
         for rid in sel["run"]:
             try:
-                ui.store().delete(rid)
+                store().delete(rid)
             except (ValueError, KeyError) as exc:
                 errors.append(str(exc))
         st.session_state.pop("cmp_sure", None)

@@ -9,27 +9,29 @@ import streamlit as st
 
 from opc_core.report import plots
 from opc_core.report import text as ui_text
-from pages import _shared as ui
+from opc_core.report.tables import method_label, run_params
+from pages._services import checkpoint_model, dataset, store
+from pages._widgets import run_picker, to_image
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
 def embedding(run_id: str, method: str, home: str) -> dict:
-    from opc_core.workflows.attack import embedding_for_run
+    from opc_core.workflows.explore import embedding_for_run
 
-    return embedding_for_run(run_id, method=method, store=ui.store())
+    return embedding_for_run(run_id, method=method, store=store())
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
 def depth(run_id: str, home: str) -> list[dict]:
-    from opc_core.workflows.attack import depth_for_run
+    from opc_core.workflows.explore import depth_for_run
 
-    return depth_for_run(run_id, store=ui.store())
+    return depth_for_run(run_id, store=store())
 
 
 def predictions(ckpt: str, x: np.ndarray, data) -> pd.DataFrame:
     import torch
 
-    model = ui.checkpoint_model(ckpt)
+    model = checkpoint_model(ckpt)
     with torch.inference_mode():
         p = torch.softmax(model(data.normalize(torch.from_numpy(x)[None])), 1)[0].numpy()  # (K,)
     top = np.argsort(p)[::-1][:3]
@@ -43,10 +45,10 @@ st.markdown(
     "**same** map: shallow forgetting leaves the red clusters where they were; one-point contraction "
     "collapses them."
 )
-run = ui.run_picker("Unlearn run", "fs_run", default_id=st.session_state.get("unlearn_run"))
+run = run_picker("Unlearn run", "fs_run", default_id=st.session_state.get("unlearn_run"))
 if run is None:
     st.stop()
-params, home = ui.run_params(run), str(ui.store().home)
+params, home = run_params(run), str(store().home)
 method = st.radio(
     "Projection",
     ["umap", "pca"],
@@ -66,7 +68,7 @@ if (run.id, method) not in shown:
 with st.spinner(f"Projecting features with {method.upper()}…"):
     emb = embedding(run.id, method, home)
 
-data = ui.dataset(params["dataset"])
+data = dataset(params["dataset"])
 is_f, labels, idx = np.asarray(emb["is_forget"]), np.asarray(emb["labels"]), np.asarray(emb["idx"])
 frames = emb["frames"]
 # shared axes: every point of both final maps, and the bulk (1st-99th percentile) of the snapshots' transient spread
@@ -85,9 +87,7 @@ ev_o = left.plotly_chart(
     key=f"fs_orig_{run.id}_{method}",
 )
 ev_u = right.plotly_chart(
-    plots.embedding_scatter(
-        emb["unlearned"], is_f, labels, data.classes, f"After {ui.method_label(run)}", hover, ranges
-    ),
+    plots.embedding_scatter(emb["unlearned"], is_f, labels, data.classes, f"After {method_label(run)}", hover, ranges),
     on_select="rerun",
     selection_mode="points",
     key=f"fs_unl_{run.id}_{method}",
@@ -116,7 +116,7 @@ pos = st.number_input("Point (click one in a map, or type its number)", 0, len(i
 i = int(idx[pos])
 x = data.train_x[i].numpy()
 cols = st.columns([1, 2, 2])
-cols[0].image(ui.to_image(x, 112), caption=f"{data.classes[int(labels[pos])]} ({'forget' if is_f[pos] else 'retain'})")
+cols[0].image(to_image(x, 112), caption=f"{data.classes[int(labels[pos])]} ({'forget' if is_f[pos] else 'retain'})")
 with cols[1]:
     st.caption("Original model")
     st.dataframe(
@@ -124,7 +124,7 @@ with cols[1]:
         hide_index=True,
     )
 with cols[2]:
-    st.caption(f"After {ui.method_label(run)}")
+    st.caption(f"After {method_label(run)}")
     st.dataframe(predictions(str(run.artifact_path("checkpoint")), x, data), hide_index=True)
 
 st.subheader("How deep does it go? Per block")

@@ -8,14 +8,16 @@ import streamlit as st
 from opc_core.data import list_datasets
 from opc_core.models import MODELS
 from opc_core.train.zoo import install_checkpoint, list_checkpoints
-from pages import _shared as ui
+from pages._jobs import job_panel, watch_jobs
+from pages._services import UNLEARN_PAGE, current_model, dataset, manager, store
+from pages._widgets import link
 
 st.title("Model")
 st.markdown(
     "Unlearning starts from a **pretrained** classifier. Pick a dataset and an architecture, then one of the "
     "checkpoints in the zoo: the shipped ones, or ones you trained or uploaded here."
 )
-choice = ui.current_model()
+choice = current_model()
 sets = {d["name"]: d for d in list_datasets()}
 names = list(sets)
 c1, c2 = st.columns(2)
@@ -78,7 +80,7 @@ else:
     with st.expander("Training recipe"):
         st.json(entry.recipe)
     st.success(f"Selected **{entry.name}**: the other pages use this model.")
-    ui.link(ui.UNLEARN_PAGE, "Next: unlearn some classes", ":material/ink_eraser:")
+    link(UNLEARN_PAGE, "Next: unlearn some classes", ":material/ink_eraser:")
 
 st.subheader("Train a new base model")
 with st.form("train_form"):
@@ -88,24 +90,16 @@ with st.form("train_form"):
     seed = cols[2].number_input("Seed", 0, 10**6, 0, key="tr_seed", help="Initialisation and batch order")
     if st.form_submit_button("Train"):
         params = {"dataset": ds, "model": arch, "epochs": float(epochs), "lr": float(lr), "seed": int(seed)}
-        st.session_state["train_run"] = ui.manager().submit("train", params, title=f"train {arch} on {ds}")
-
-
-@st.fragment(run_every=1)
-def watch_training(rid: str) -> None:
-    run = ui.store().get(rid)
-    if run.final:
-        st.rerun()
-    ui.job_panel(rid, "train")
+        st.session_state["train_run"] = manager().submit("train", params, title=f"train {arch} on {ds}")
 
 
 train_id = st.session_state.get("train_run")
-if train_id and ui.store().exists(train_id):
-    run = ui.store().get(train_id)
+if train_id and store().exists(train_id):
+    run = store().get(train_id)
     if run.active:
-        watch_training(train_id)
+        watch_jobs([train_id], "train")
     else:
-        ui.job_panel(train_id, "train")
+        job_panel(train_id, "train")
         if run.done:
             st.success(f"Trained: {run.metrics.get('test_accuracy')}% test accuracy; it is now in the list above.")
 
@@ -120,7 +114,7 @@ files = st.file_uploader(
 )
 if files and st.button("Validate and add", key="model_upload_go"):
     try:
-        name = install_checkpoint([(f.name, f.getvalue()) for f in files], ds, data=ui.dataset(ds))
+        name = install_checkpoint([(f.name, f.getvalue()) for f in files], ds, data=dataset(ds))
     except ValueError as exc:
         st.error(f"Refused: {exc}")
     else:

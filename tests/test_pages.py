@@ -17,7 +17,8 @@ import torch
 from streamlit.testing.v1 import AppTest
 
 ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:  # pages import `pages._shared`; streamlit puts the app's folder on the path, tests don't
+# the pages import `pages._services` and its siblings: streamlit puts the app's folder on the path, tests must do it
+if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 PAGES = [
@@ -275,14 +276,8 @@ def test_home_preset_submits_the_benchmark_and_opens_compare(home):
     assert_clean(at)
     assert at.title[0].value == "Compare"
     bench = RunStore().get(at.session_state["bench_run"])
-    assert bench.kind == "bench" and bench.config["params"]["methods"] == [
-        "opc",
-        "opc:layer=features",
-        "ft",
-        "ga",
-        "rl",
-    ]
-    assert bench.config["params"]["forget_classes"] == [0, 1, 2]
+    assert bench.kind == "bench" and bench.params.methods == ["opc", "opc:layer=features", "ft", "ga", "rl"]
+    assert bench.params.forget_classes == [0, 1, 2]
     at.run()  # the compare page shows the job with a Cancel button while it is queued or running
     cancel = [b for b in at.button if b.key == f"cancel_cmp_{bench.id}"]
     assert cancel, [b.key for b in at.button]
@@ -310,12 +305,13 @@ def test_multi_run_pickers_default_to_the_newest_benchmark(home):
     from opc_core.runs.store import RunStore
 
     store = RunStore()
-    alone = store.create("unlearn", {"method": "ft", "dataset": "digits", "forget_classes": [0, 1]}, status="done")
-    bench = store.create("bench", {"methods": ["opc", "ft"]}, status="done")
+    common = {"dataset": "digits", "model": "cnn_small", "forget_classes": [0, 1]}
+    alone = store.create("unlearn", {"method": "ft", **common}, status="done")
+    bench = store.create("bench", {"methods": ["opc", "ft"], **common}, status="done")
     kids = [
         store.create(
             "unlearn",
-            {"method": m, "label": label, "dataset": "digits", "forget_classes": [0, 1]},
+            {"method": m, "label": label, **common},
             parent=bench.id,
             status="done",
         )
@@ -325,7 +321,7 @@ def test_multi_run_pickers_default_to_the_newest_benchmark(home):
     assert_clean(at)
     picker = at.multiselect(key="rec_runs")
     assert picker.value == [k.id for k in kids]
-    assert f"opc[layer=features] · digits · classes [0, 1] · {kids[1].id}" in picker.options
+    assert f"opc[layer=features] · digits · classes 0,1 · {kids[1].id}" in picker.options
     assert any(o.endswith(alone.id) for o in picker.options)
     fs = page("pages/feature_space.py")  # one run: the benchmark's first
     assert_clean(fs)
