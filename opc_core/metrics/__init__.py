@@ -8,7 +8,7 @@ from opc_core.metrics.accuracy import (
     split_test_masks,
     unlearning_accuracies,
 )
-from opc_core.metrics.evaluate import evaluate, to_jsonable
+from opc_core.metrics.evaluate import evaluate
 from opc_core.metrics.image import psnr, ssim
 from opc_core.metrics.mia import MIA_FEATURES, mia_efficacy, mia_features, mia_from_confidences
 from opc_core.metrics.representation import (
@@ -38,6 +38,5 @@ __all__ = [
     "split_test_masks",
     "ssim",
     "subsample_idx",
-    "to_jsonable",
     "unlearning_accuracies",
 ]

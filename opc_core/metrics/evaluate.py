@@ -9,15 +9,13 @@ entry for a class absent from ``split.test_idx``, and ``mia`` when ``mia=False``
 from __future__ import annotations
 
 import logging
-import math
 from typing import Any
 
-import numpy as np
-import torch
 from torch import nn
 
 from opc_core.data import ImageData
 from opc_core.data.split import Split
+from opc_core.env.jsonable import to_jsonable
 from opc_core.metrics.accuracy import unlearning_accuracies
 from opc_core.metrics.mia import mia_efficacy
 from opc_core.metrics.representation import representation_stats
@@ -25,23 +23,6 @@ from opc_core.metrics.representation import representation_stats
 log = logging.getLogger(__name__)
 
 ORIGINAL_KEYS = ("ua", "ra", "ta", "forget_test_acc", "test_acc_all", "per_class")
-
-
-def to_jsonable(obj: Any) -> Any:
-    """Recursively convert tensors, numpy values and tuples to plain Python; NaN and +-inf become None."""
-    if isinstance(obj, dict):
-        return {str(k): to_jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [to_jsonable(v) for v in obj]
-    if isinstance(obj, (torch.Tensor, np.ndarray)):
-        return to_jsonable(obj.tolist())
-    if isinstance(obj, (bool, np.bool_)):
-        return bool(obj)
-    if isinstance(obj, (int, np.integer)):
-        return int(obj)
-    if isinstance(obj, (float, np.floating)):
-        return float(obj) if math.isfinite(obj) else None
-    return obj
 
 
 def evaluate(
