@@ -41,8 +41,10 @@ def main() -> None:
     t0 = time.perf_counter()
     reducer.transform(other)
     t_tr = time.perf_counter() - t0
-    print(f"first (JIT) fit of 500 points: {t_jit:.1f} s; after JIT: fit {args.n} points {t_fit:.1f} s, "
-          f"transform {args.n} points {t_tr:.1f} s")
+    print(
+        f"first (JIT) fit of 500 points: {t_jit:.1f} s; after JIT: fit {args.n} points {t_fit:.1f} s, "
+        f"transform {args.n} points {t_tr:.1f} s"
+    )
 
 
 if __name__ == "__main__":
