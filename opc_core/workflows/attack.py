@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from opc_core.data import ImageData, Split, load_dataset
+from opc_core.data import ImageData, Split, load_dataset, seeded_subset
 from opc_core.env.device import default_device
 from opc_core.runs.lifecycle import RunContext
 from opc_core.runs.record import AttackParams
@@ -80,8 +80,7 @@ def recovery_for_run(run_id: str, store=None, settings: Mapping[str, Any] | None
 
 def forget_sample(split: Split, n: int, seed: int = 0) -> torch.Tensor:
     """A seeded sample of ``n`` forget-set indices, spread over the forget classes (same for every model)."""
-    gen = torch.Generator().manual_seed(seed)
-    return split.forget_idx[torch.randperm(len(split.forget_idx), generator=gen)[:n]].sort().values
+    return seeded_subset(split.forget_idx, n, seed)
 
 
 def inversion_for_runs(run_ids: Sequence[str], store=None, out_run: str | None = None, n_images: int = 8,

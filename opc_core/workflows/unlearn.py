@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from opc_core.data import ImageData, Split, make_split
+from opc_core.data import ImageData, Split, make_split, seeded_subset
 from opc_core.metrics import evaluate
 from opc_core.runs.lifecycle import RunContext
 from opc_core.runs.record import UnlearnParams
@@ -32,12 +32,8 @@ N_SNAPSHOTS = 12  # feature snapshots per run (plus the start)
 def sample_indices(split: Split, n_forget: int = SNAPSHOT_FORGET, n_retain: int = SNAPSHOT_RETAIN,
                    seed: int = 0) -> dict[str, torch.Tensor]:
     """A fixed, seeded sample of forget and retain training indices (the points of the feature-space views)."""
-    gen = torch.Generator().manual_seed(seed)
-    out = {}
-    for name, idx, n in (("forget", split.forget_idx, n_forget), ("retain", split.retain_idx, n_retain)):
-        pick = torch.randperm(len(idx), generator=gen)[: min(n, len(idx))]
-        out[name] = idx[pick].sort().values
-    return out
+    return {"forget": seeded_subset(split.forget_idx, n_forget, seed),
+            "retain": seeded_subset(split.retain_idx, n_retain, seed + 10_000)}
 
 
 class SnapshotMonitor:
@@ -107,7 +103,7 @@ def unlearn(params: UnlearnParams, ctx: RunContext) -> dict[str, Any]:
     spec = get_method(params.method)
     cfg = make_config(params.method, params.overrides, params.dataset)
     snaps = SnapshotMonitor(data, split, seed=params.seed)  # the original's snapshot (step 0) is taken after the run
-    every = max(1, _planned_total(spec, cfg, data, split) // N_SNAPSHOTS)
+    every = max(1, spec.planned_steps(cfg, split) // N_SNAPSHOTS)
     steps: list[StepInfo] = []
 
     def record(info: StepInfo) -> None:
@@ -137,12 +133,3 @@ def unlearn(params: UnlearnParams, ctx: RunContext) -> dict[str, Any]:
     log.info("%s on %s: UA %.1f RA %.1f TA %.1f in %.1fs", params.name, params.dataset, summary["ua"],
              summary["ra"], summary["ta"], seconds)
     return summary
-
-
-def _planned_total(spec, cfg, data: ImageData, split: Split) -> int:
-    """Rough step count of a run, for spacing the snapshots (epochs over the retain set)."""
-    import math
-
-    n = len(split.retain_idx)
-    total = max(1, round(cfg.epochs * math.ceil(n / min(cfg.batch_size, n))))
-    return min(total, cfg.max_steps) if cfg.max_steps > 0 else total
