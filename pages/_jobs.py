@@ -13,7 +13,6 @@ from collections.abc import Sequence
 import streamlit as st
 from streamlit.errors import StreamlitAPIException
 
-from opc_core.report.tables import run_params
 from pages._services import manager, store
 
 # status -> (badge colour, icon)
@@ -83,11 +82,11 @@ def job_panel(run_id: str, key: str) -> None:
         st.toast("Cancel requested")
     if job.active:
         progress(job)
-        if job.kind == "bench":
-            methods = run_params(job).get("methods") or []
-            now = next(iter((job.progress or {}).get("losses") or {}), "").split("/")[0]
-            if now in methods:
-                st.caption(f"Unlearning with {now} ({methods.index(now) + 1} of {len(methods)}); then the attacks.")
+        stage = (job.progress or {}).get("stage")
+        if job.kind == "bench" and stage:
+            st.caption(
+                f"{stage['phase'].capitalize()}: {stage['label']} (part {stage['index'] + 1} of {stage['count']})."
+            )
     elif run.status != "done":
         show_failure(run)
 

@@ -188,14 +188,32 @@ def test_unlearn_attack_and_bench_leave_the_same_records_as_the_dashboard(tmp_pa
     attack = store.get(rec["attack_run"])  # the CLI's recovery creates an attack run, as the page's job does
     assert attack.kind == "attack" and attack.status == "done" and attack.params.run_ids == [run["run_id"]]
     assert rec["recovered_ua"]["fm"] == store.get(run["run_id"]).metrics["recovery"]["fm"]["recovered_ua"]
-    inv = json.loads(run_cli("attack", "inversion", "--run", run["run_id"], "--images", "2", "--set",
-                             "iterations=3", "--json", home=home).stdout)
+    inv = json.loads(
+        run_cli(
+            "attack", "inversion", "--run", run["run_id"], "--images", "2", "--set", "iterations=3", "--json", home=home
+        ).stdout
+    )
     assert store.get(inv["attack_run"]).status == "done" and set(inv["inversion"]) == {"original", run["run_id"]}
-    bench = json.loads(run_cli("bench", "--dataset", "digits", "--methods", "opc:max_steps=4,ga:max_steps=2",
-                               "--forget-classes", "0,1", "--images", "0", "--json", home=home).stdout)
+    bench = json.loads(
+        run_cli(
+            "bench",
+            "--dataset",
+            "digits",
+            "--methods",
+            "opc:max_steps=4,ga:max_steps=2",
+            "--forget-classes",
+            "0,1",
+            "--images",
+            "0",
+            "--json",
+            home=home,
+        ).stdout
+    )
     children = store.list(parent=bench["run_id"], oldest_first=True)
     assert store.get(bench["run_id"]).status == "done" and [c.params.name for c in children] == [
-        "opc[max_steps=4]", "ga[max_steps=2]"]
+        "opc[max_steps=4]",
+        "ga[max_steps=2]",
+    ]
     assert [r["run_id"] for r in bench["rows"]] == [c.id for c in children]
 
 
@@ -206,8 +224,24 @@ def test_ctrl_c_and_sigterm_of_a_cli_run_are_recorded(tmp_path, sig, status, cod
 
     home = tmp_path / "home"
     env = dict(os.environ, OPC_LAB_DEVICE="cpu", OPC_LAB_HOME=str(home))
-    proc = subprocess.Popen([sys.executable, "-m", "opc_core", "unlearn", "--dataset", "digits", "--method", "ft",
-                             "--set", "max_steps=100000", "--no-mia"], env=env, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "opc_core",
+            "unlearn",
+            "--dataset",
+            "digits",
+            "--method",
+            "ft",
+            "--set",
+            "max_steps=100000",
+            "--no-mia",
+        ],
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         runs = _store(home).list() if (home / "runs.sqlite").exists() else []

@@ -25,7 +25,6 @@ ROOT = Path(__file__).resolve().parent.parent
 TIMEOUT = 60.0  # generous: the shared CPU may be slow; every wait polls and returns as soon as it can
 
 
-
 @pytest.fixture
 def store(tmp_path) -> RunStore:
     return RunStore(tmp_path / "home")

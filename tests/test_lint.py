@@ -1,6 +1,5 @@
-"""The code base passes its own linter settings (pyproject.toml: ruff, 120-character lines)."""
+"""The code base passes its own style settings (pyproject.toml: ruff check and ruff format, 120-character lines)."""
 
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -8,11 +7,11 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+RUFF = Path(sys.executable).with_name("ruff")  # installed with requirements-dev.txt into the same environment
 
 
-def test_ruff_check_passes():
-    ruff = shutil.which("ruff") or str(Path(sys.executable).with_name("ruff"))
-    if not Path(ruff).exists():
-        pytest.skip("ruff is not installed")
-    out = subprocess.run([ruff, "check", "."], cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stdout[-3000:]
+@pytest.mark.parametrize("args", [["check", "."], ["format", "--check", "."]], ids=["check", "format"])
+def test_ruff(args):
+    assert RUFF.exists(), f"ruff is missing from {RUFF.parent}: install requirements-dev.txt"
+    out = subprocess.run([str(RUFF), *args], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, (out.stdout + out.stderr)[-3000:]

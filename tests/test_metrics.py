@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from opc_core.data import make_split
+from opc_core.data import draw_subset, make_split
 from opc_core.metrics import (
     accuracy_from_logits,
     contraction_radius,
@@ -24,7 +24,6 @@ from opc_core.metrics import (
     prediction_entropy,
     representation_stats,
     retained_test_idx,
-    subsample_idx,
     unlearning_accuracies,
 )
 
@@ -235,8 +234,8 @@ def test_representation_stats_collapsed_model(digits, digits_model):
     split = make_split(digits, forget_classes=[0], seed=0)
     stats = representation_stats(digits_model, ConstantModel(digits.num_classes, 2), digits, split, max_samples=100)
     g = torch.Generator().manual_seed(0)  # the documented subsample: D_f first, then D_r, one generator
-    f_o = _features(digits_model, digits, subsample_idx(split.forget_idx, 100, g))
-    r_o = _features(digits_model, digits, subsample_idx(split.retain_idx, 100, g))
+    f_o = _features(digits_model, digits, draw_subset(split.forget_idx, 100, g))
+    r_o = _features(digits_model, digits, draw_subset(split.retain_idx, 100, g))
     assert stats["n_forget"] == 100 and stats["n_retain"] == 100
     assert stats["feat_norm_forget"] == 0.0 and stats["logit_norm_forget"] == pytest.approx(5.0)
     assert stats["cka_forget"] == 0.0 and stats["cka_degenerate"] is True

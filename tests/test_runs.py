@@ -16,10 +16,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from opc_core.runs import AttackParams, TrainParams, UnlearnParams
-from opc_core.runs.liveness import pid_alive
+from opc_core.runs import AttackParams, TrainParams, UnlearnParams, schema
+from opc_core.runs.liveness import mark_interrupted, pid_alive
 from opc_core.runs.run import FINAL
-from opc_core.runs import store as store_module
 from opc_core.runs.store import RunStore
 
 
@@ -59,8 +58,16 @@ def test_create_get_list(store):
 
 
 def test_list_gives_the_split_summary_and_get_the_whole_split(store):
-    split = {"mode": "class", "forget_idx": [1, 2], "retain_idx": [0, 3], "test_idx": [0, 1], "cal_idx": [1],
-             "forget_classes": [1], "forget_ratio": None, "seed": 4}
+    split = {
+        "mode": "class",
+        "forget_idx": [1, 2],
+        "retain_idx": [0, 3],
+        "test_idx": [0, 1],
+        "cal_idx": [1],
+        "forget_classes": [1],
+        "forget_ratio": None,
+        "seed": 4,
+    }
     run = store.create("unlearn", _u(), split=split)
     store.create("unlearn", _u())  # no split at all
     assert store.get(run.id).split == split
@@ -196,12 +203,12 @@ def test_mark_interrupted(store):
     orphan = store.create("unlearn", _u(), status="queued", pid=dead)  # its server is gone
     external = store.create("unlearn", _u(), status="queued")  # queued by other code (no owner pid): left alone
     finished = store.create("unlearn", _u(), status="done", pid=dead)
-    assert sorted(store.mark_interrupted()) == sorted([lost.id, orphan.id])
+    assert sorted(mark_interrupted(store)) == sorted([lost.id, orphan.id])
     r = store.get(lost.id)
     assert r.status == "interrupted" and "restarted" in r.error and r.finished is not None
     assert "exited before the run started" in store.get(orphan.id).error
     assert [store.get(i).status for i in (alive.id, external.id, finished.id)] == ["running", "queued", "done"]
-    assert store.mark_interrupted() == []
+    assert mark_interrupted(store) == []
 
 
 def test_unknown_parameters_are_refused_and_kinds_must_be_registered(store):
@@ -219,21 +226,41 @@ def test_schema_1_configs_are_upgraded_to_typed_records(tmp_path):
     home = tmp_path / "old"
     home.mkdir()
     con = sqlite3.connect(home / "runs.sqlite")
-    con.executescript(store_module._SCHEMA.replace(", stage TEXT", "") + "PRAGMA user_version=1;")
+    con.executescript(schema.SCHEMA.replace(", stage TEXT", "") + "PRAGMA user_version=1;")
     old = {
-        "job": ("unlearn", {"task": "unlearn", "target": "opc_core.tasks:unlearn_task",
-                            "params": {"dataset": "digits", "model": "cnn_small", "method": "ft", "seed": 3}}),
-        "cli": ("unlearn", {"method": "opc", "dataset": "digits", "model": "cnn_small", "seed": 0,
-                            "forget_classes": [0, 1], "forget_ratio": None, "config": {"lr": 0.1},
-                            "original_checkpoint": "x.safetensors"}),
-        "bench": ("unlearn", {"method": "opc", "label": "opc[layer=features]", "dataset": "digits",
-                              "model": "cnn_small", "bench": "b1"}),
+        "job": (
+            "unlearn",
+            {
+                "task": "unlearn",
+                "target": "opc_core.tasks:unlearn_task",
+                "params": {"dataset": "digits", "model": "cnn_small", "method": "ft", "seed": 3},
+            },
+        ),
+        "cli": (
+            "unlearn",
+            {
+                "method": "opc",
+                "dataset": "digits",
+                "model": "cnn_small",
+                "seed": 0,
+                "forget_classes": [0, 1],
+                "forget_ratio": None,
+                "config": {"lr": 0.1},
+                "original_checkpoint": "x.safetensors",
+            },
+        ),
+        "bench": (
+            "unlearn",
+            {"method": "opc", "label": "opc[layer=features]", "dataset": "digits", "model": "cnn_small", "bench": "b1"},
+        ),
         "inv": ("attack", {"attack": "inversion", "run_ids": ["r1"], "settings": {"iterations": 5}}),
         "junk": ("unlearn", {"nothing": "useful"}),
     }
     for i, (run_id, (kind, config)) in enumerate(old.items()):
-        con.execute("INSERT INTO runs (id, kind, status, config, created) VALUES (?, ?, 'done', ?, ?)",
-                    (run_id, kind, json.dumps(config), float(i)))
+        con.execute(
+            "INSERT INTO runs (id, kind, status, config, created) VALUES (?, ?, 'done', ?, ?)",
+            (run_id, kind, json.dumps(config), float(i)),
+        )
     con.commit()
     con.close()
     store = RunStore(home)
@@ -242,7 +269,7 @@ def test_schema_1_configs_are_upgraded_to_typed_records(tmp_path):
     assert store.get("bench").params.name == "opc[layer=features]"
     assert store.get("inv").params == AttackParams("inversion", ["r1"], settings={"iterations": 5})
     with pytest.raises(ValueError, match="unknown unlearn parameter"):
-        store.get("junk").params  # unreadable: left as it was, and reading it typed is an error, not a guess
+        _ = store.get("junk").params  # unreadable: left as it was, and reading it typed is an error, not a guess
     stage = {"label": "ft", "phase": "unlearn", "index": 0, "count": 1}
     store.append_steps("job", [{"step": 1, "total": 2, "losses": {"ce": 1.0}, "elapsed_s": 0.1, "stage": stage}])
     assert store.steps("job")[0]["stage"] == stage and store.get("job").progress["stage"] == stage

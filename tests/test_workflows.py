@@ -24,8 +24,15 @@ def store(tmp_path) -> RunStore:
 
 def test_unlearn_stores_snapshots_in_step_order(store, digits, digits_model):
     seen = []
-    params = UnlearnParams("digits", "cnn_small", "opc", checkpoint=str(find_checkpoint("digits", "cnn_small").path),
-                           forget_classes=[0, 1], overrides={"max_steps": 24}, mia=False)
+    params = UnlearnParams(
+        "digits",
+        "cnn_small",
+        "opc",
+        checkpoint=str(find_checkpoint("digits", "cnn_small").path),
+        forget_classes=[0, 1],
+        overrides={"max_steps": 24},
+        mia=False,
+    )
     out = start(params, store, Options(on_step=seen.append))
     run = store.get(out["run_id"])
     assert run.status == "done" and run.params == params and out["steps"] == 24 and seen[-1].step == 24
@@ -75,8 +82,14 @@ def test_every_ending_is_recorded_and_children_are_finished(store, exc, status, 
 
 
 def test_bench_runs_children_tags_stages_and_attacks(store):
-    params = BenchParams(dataset="digits", methods=["opc:max_steps=6", "ft:max_steps=4"], forget_classes=[0, 1],
-                         inversion_images=2, inversion_settings={"iterations": 3}, mia=False)
+    params = BenchParams(
+        dataset="digits",
+        methods=["opc:max_steps=6", "ft:max_steps=4"],
+        forget_classes=[0, 1],
+        inversion_images=2,
+        inversion_settings={"iterations": 3},
+        mia=False,
+    )
     out = start(params, store)
     bench = store.get(out["run_id"])
     children = store.list(parent=bench.id, oldest_first=True)

@@ -45,8 +45,9 @@ def test_pickle_is_never_executed(tmp_path, digits, digits_model):
     assert not marker.exists()
 
 
-@pytest.mark.parametrize("field,value,match", [("arch", "nope", "unknown"), ("num_classes", 5, "shape"),
-                                               ("in_channels", 3, "shape")])
+@pytest.mark.parametrize(
+    "field,value,match", [("arch", "nope", "unknown"), ("num_classes", 5, "shape"), ("in_channels", 3, "shape")]
+)
 def test_wrong_sidecar_refused(tmp_path, digits, digits_model, field, value, match):
     path = save_checkpoint(digits_model, tmp_path / "m", _meta(digits))
     side = path.with_suffix(".json")

@@ -14,16 +14,22 @@ def _attack_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--run", required=True, help="id of a stored unlearn run")
     p.add_argument("attack", choices=("recovery", "inversion"))
     p.add_argument("--images", type=int, default=8, help="forget images to reconstruct (inversion)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="attack setting, e.g. cal_exclude_forget=true, eps=1e-3, iterations=200")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="attack setting, e.g. cal_exclude_forget=true, eps=1e-3, iterations=200",
+    )
 
 
 @command("attack", "Run the recovery attacks or gradient inversion on a stored unlearn run", _attack_args)
 def _attack(args: argparse.Namespace) -> dict:
     from opc_core.runs.record import AttackParams
 
-    params = AttackParams(attack=args.attack, run_ids=[args.run], n_images=args.images,
-                          settings=settings_of(parse_kv(args.set)))
+    params = AttackParams(
+        attack=args.attack, run_ids=[args.run], n_images=args.images, settings=settings_of(parse_kv(args.set))
+    )
     res = run_workflow(args, params)
     out = {"run_id": args.run, "attack": args.attack, "attack_run": res["run_id"], **res}
 
@@ -70,9 +76,15 @@ def _bench(args: argparse.Namespace) -> dict:
     from opc_core.report.bench import markdown_table, write_outputs
     from opc_core.runs.record import BenchParams
 
-    params = BenchParams(dataset=args.dataset, model=args.model, methods=args.methods.split(","),
-                         forget_classes=parse_classes(args.forget_classes), forget_ratio=args.forget_ratio,
-                         seed=args.seed, inversion_images=args.images)
+    params = BenchParams(
+        dataset=args.dataset,
+        model=args.model,
+        methods=args.methods.split(","),
+        forget_classes=parse_classes(args.forget_classes),
+        forget_ratio=args.forget_ratio,
+        seed=args.seed,
+        inversion_images=args.images,
+    )
     res = run_workflow(args, params, every_s=10)
     if args.out:
         write_outputs(res, Path(args.out))

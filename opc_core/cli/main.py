@@ -38,8 +38,10 @@ def emit(args: argparse.Namespace, payload: Any, human: Callable[[Any], str]) ->
 def _table(rows: list[dict], cols: list[str]) -> str:
     if not rows:
         return "(none)"
-    cells = [[("" if r.get(c) is None else f"{r[c]:.2f}" if isinstance(r.get(c), float) else str(r[c])) for c in cols]
-             for r in rows]
+    cells = [
+        [("" if r.get(c) is None else f"{r[c]:.2f}" if isinstance(r.get(c), float) else str(r[c])) for c in cols]
+        for r in rows
+    ]
     widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(cols)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(cols, widths))]
     lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths)) for row in cells]
@@ -66,9 +68,12 @@ def _datasets(args: argparse.Namespace) -> None:
 def _zoo_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dataset")
     p.add_argument("--model")
-    p.add_argument("--install", metavar="NAME.safetensors",
-                   help="validate this checkpoint (its NAME.json sidecar beside it) against --dataset and copy it into "
-                        "the local zoo, as the Model page's upload does")
+    p.add_argument(
+        "--install",
+        metavar="NAME.safetensors",
+        help="validate this checkpoint (its NAME.json sidecar beside it) against --dataset and copy it into "
+        "the local zoo, as the Model page's upload does",
+    )
 
 
 @command("zoo", "List the pretrained checkpoints (shipped and local); --install adds one", _zoo_args)
@@ -102,8 +107,7 @@ def _report_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--title", help="the report's title")
 
 
-@command("report", "Export unlearn runs: a self-contained HTML report, a CSV table and the JSON records",
-         _report_args)
+@command("report", "Export unlearn runs: a self-contained HTML report, a CSV table and the JSON records", _report_args)
 def _report(args: argparse.Namespace) -> dict:
     from opc_core.report.tables import write_report
     from opc_core.runs.store import RunStore
@@ -118,8 +122,11 @@ def _report(args: argparse.Namespace) -> dict:
             runs = [r for r in runs if getattr(r.params, key) == getattr(args, key)]
     for why in store.unreadable.values():
         logging.getLogger("opc_core.report").warning("left out of the report: %s", why)
-    out = {"runs": [r.id for r in runs], "skipped": sorted(store.unreadable),
-           **write_report(runs, args.out, args.title)}
+    out = {
+        "runs": [r.id for r in runs],
+        "skipped": sorted(store.unreadable),
+        **write_report(runs, args.out, args.title),
+    }
     emit(args, out, lambda o: f"{len(o['runs'])} run(s) -> {o['html']}, {o['csv']}, {o['json']}")
     return out
 
@@ -140,8 +147,16 @@ def _train_args(p: argparse.ArgumentParser) -> None:
 def _train(args: argparse.Namespace) -> dict:
     from opc_core.runs.record import TrainParams
 
-    params = TrainParams(dataset=args.dataset, model=args.model, epochs=args.epochs, lr=args.lr,
-                         batch_size=args.batch_size, seed=args.seed, out=args.out, data_root=args.root)
+    params = TrainParams(
+        dataset=args.dataset,
+        model=args.model,
+        epochs=args.epochs,
+        lr=args.lr,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        out=args.out,
+        data_root=args.root,
+    )
     out = run_workflow(args, params, every_s=5)
     emit(args, out["meta"], lambda m: f"test accuracy {m['test_accuracy']:.2f}% -> {m['path']}")
     return out
@@ -185,8 +200,11 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the process exit code (2 for bad input, 1 for failures)."""
     _load_command_modules()
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, stream=sys.stderr,
-                        format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        stream=sys.stderr,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
     previous = signal.signal(signal.SIGTERM, _terminate)  # a run killed with SIGTERM ends "interrupted", not "running"
     try:
         COMMANDS[args.command][1](args)

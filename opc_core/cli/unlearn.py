@@ -58,15 +58,26 @@ def _unlearn_args(p: argparse.ArgumentParser) -> None:
 def _unlearn(args: argparse.Namespace) -> dict:
     from opc_core.runs.record import UnlearnParams
 
-    params = UnlearnParams(dataset=args.dataset, model=args.model, method=args.method, checkpoint=args.checkpoint,
-                           forget_classes=parse_classes(args.forget_classes), forget_ratio=args.forget_ratio,
-                           seed=args.seed, overrides=parse_kv(args.set), mia=not args.no_mia, data_root=args.root)
+    params = UnlearnParams(
+        dataset=args.dataset,
+        model=args.model,
+        method=args.method,
+        checkpoint=args.checkpoint,
+        forget_classes=parse_classes(args.forget_classes),
+        forget_ratio=args.forget_ratio,
+        seed=args.seed,
+        overrides=parse_kv(args.set),
+        mia=not args.no_mia,
+        data_root=args.root,
+    )
     out = run_workflow(args, params)
 
     def human(r):
         mia = "n/a" if r["mia"] is None else f"{r['mia']:.1f}"
-        return (f"run {r['run_id']}: {r['label']} UA {r['ua']:.1f}  RA {r['ra']:.1f}  TA {r['ta']:.1f}  "
-                f"MIA {mia}  ({r['seconds']:.1f}s)\ncheckpoint: {r['checkpoint']}")
+        return (
+            f"run {r['run_id']}: {r['label']} UA {r['ua']:.1f}  RA {r['ra']:.1f}  TA {r['ta']:.1f}  "
+            f"MIA {mia}  ({r['seconds']:.1f}s)\ncheckpoint: {r['checkpoint']}"
+        )
 
     emit(args, out, human)
     return out

@@ -18,7 +18,7 @@ from opc_core.data.base import (
     list_datasets,
     load_dataset,
 )
-from opc_core.data.split import Split, make_split, seeded_subset
+from opc_core.data.split import Split, draw_subset, make_split, seeded_subset
 
 __all__ = [
     "DATASETS",
@@ -35,5 +35,6 @@ __all__ = [
     "make_split",
     "random_crop",
     "random_flip",
+    "draw_subset",
     "seeded_subset",
 ]

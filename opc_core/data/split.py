@@ -130,10 +130,14 @@ def seeded_subset(idx: torch.Tensor, n: int, seed: int) -> torch.Tensor:
 
     The same (idx, n, seed) always gives the same subset, on any device; the result is on ``idx``'s device.
     """
+    return draw_subset(idx, n, torch.Generator().manual_seed(seed))
+
+
+def draw_subset(idx: torch.Tensor, n: int, generator: torch.Generator) -> torch.Tensor:
+    """Like :func:`seeded_subset` with a caller's CPU generator, for several draws that follow each other."""
     if n < 0:
         raise ValueError(f"cannot draw a subset of negative size {n}")
-    gen = torch.Generator().manual_seed(seed)
-    pick = torch.randperm(len(idx), generator=gen)[: min(n, len(idx))]  # (n,) on the CPU
+    pick = torch.randperm(len(idx), generator=generator)[: min(n, len(idx))]  # (n,) on the CPU
     return idx[pick.to(idx.device)].sort().values
 
 

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from opc_core.data import ImageData, Split
+from opc_core.data import ImageData, Split, draw_subset
 from opc_core.env.device import model_device
 
 
@@ -65,11 +65,7 @@ def depth_profile(
         Rows ``{"model", "block", "depth", "norm_ratio", "probe_acc_forget"}`` for each model and block.
     """
     gen = torch.Generator().manual_seed(seed)
-
-    def pick(idx: torch.Tensor) -> torch.Tensor:
-        return idx[torch.randperm(len(idx), generator=gen)[: min(n, len(idx))]]
-
-    f_idx, r_idx, c_idx = pick(split.forget_idx), pick(split.retain_idx), pick(split.cal_idx)
+    f_idx, r_idx, c_idx = (draw_subset(i, n, gen) for i in (split.forget_idx, split.retain_idx, split.cal_idx))
     y_f = data.train_y.cpu()[f_idx].numpy()
     y_c = data.test_y.cpu()[c_idx].numpy()
     rows = []

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from opc_core.jobs.worker import WORKER_LOG, worker_cmd, worker_env
+from opc_core.runs.liveness import mark_interrupted
 from opc_core.runs.run import Run
 from opc_core.runs.store import RunStore
 
@@ -82,7 +83,7 @@ class JobManager:
         * Ownership: a queued run records the pid of the process whose manager queued it; a manager dispatches only
           the runs it queued, in submission (FIFO) order, re-reading each from the store first, so a cancel from any
           process or session is honoured.
-        * Restart recovery: construction calls ``store.mark_interrupted()``: runs left ``running`` by a dead worker and
+        * Restart recovery: construction calls ``mark_interrupted(store)``: runs left ``running`` by a dead worker and
           runs left ``queued`` by a dead server become ``interrupted``. Queued jobs are *not* resumed (a restarted
           server should not start GPU work nobody is watching); :meth:`resubmit` queues a copy. Ids in ``recovered``.
         * A worker that dies without finishing its run (segfault, ``os._exit``, killed, CUDA abort) leaves it
@@ -109,20 +110,22 @@ class JobManager:
         self._spare: subprocess.Popen | None = None  # the warm worker waiting for a run id
         self.warm_failures = 0
         self._closed = False
-        self.recovered = self.store.mark_interrupted()
+        self.recovered = mark_interrupted(self.store)
         self._thread = threading.Thread(target=self._loop, name="opc-job-dispatcher", daemon=True)
         self._thread.start()
         _MANAGERS.add(self)
 
     # --- public API ------------------------------------------------------------------------------------------------
-    def submit(self, kind: str, params: Any, *, title: str | None = None, parent: str | None = None,
-               split: dict | None = None) -> str:
+    def submit(
+        self, kind: str, params: Any, *, title: str | None = None, parent: str | None = None, split: dict | None = None
+    ) -> str:
         """Queue a run of kind ``kind`` with its typed parameters (or a mapping of them); returns its run id."""
         with self._lock:
             if self._closed:
                 raise RuntimeError("this job manager is shut down")
-            run = self.store.create(kind, params, split=split, parent=parent, title=title, status="queued",
-                                    pid=os.getpid())
+            run = self.store.create(
+                kind, params, split=split, parent=parent, title=title, status="queued", pid=os.getpid()
+            )
             self._queue.append(run.id)
         self._wake.set()
         log.info("queued run %s (%s)", run.id, kind)

@@ -147,5 +147,3 @@ def worker_env() -> dict[str, str]:
     entries = list(dict.fromkeys([root, *(os.path.abspath(p or os.curdir) for p in sys.path)]))
     # Passive OpenMP waiting: spinning worker threads starve the server and other jobs on a small, shared CPU.
     return {"OMP_WAIT_POLICY": "PASSIVE", **os.environ, "PYTHONPATH": os.pathsep.join(entries)}
-
-

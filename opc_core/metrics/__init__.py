@@ -17,7 +17,6 @@ from opc_core.metrics.representation import (
     linear_cka_detail,
     prediction_entropy,
     representation_stats,
-    subsample_idx,
 )
 
 __all__ = [
@@ -37,6 +36,5 @@ __all__ = [
     "retained_test_idx",
     "split_test_masks",
     "ssim",
-    "subsample_idx",
     "unlearning_accuracies",
 ]

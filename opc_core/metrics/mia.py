@@ -27,10 +27,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from opc_core.data import ImageData
+from opc_core.data import ImageData, draw_subset
 from opc_core.data.split import Split
 from opc_core.metrics.accuracy import retained_test_idx
-from opc_core.metrics.representation import subsample_idx
 from opc_core.train.inference import labels_of, logits_of
 
 log = logging.getLogger(__name__)
@@ -153,9 +152,9 @@ def mia_efficacy(
     g = torch.Generator().manual_seed(seed)
     nonmember_idx = retained_test_idx(data, split)
     n = min(len(split.retain_idx), len(nonmember_idx), max_per_set)
-    member_idx = subsample_idx(split.retain_idx, n, g)
-    nonmember_idx = subsample_idx(nonmember_idx, n, g)
-    target_idx = split.forget_idx if max_target is None else subsample_idx(split.forget_idx, max_target, g)
+    member_idx = draw_subset(split.retain_idx, n, g)
+    nonmember_idx = draw_subset(nonmember_idx, n, g)
+    target_idx = split.forget_idx if max_target is None else draw_subset(split.forget_idx, max_target, g)
 
     def feats(idx: torch.Tensor, which: str) -> torch.Tensor:
         return mia_features(logits_of(model, data, idx, which), labels_of(data, idx, which), feature)

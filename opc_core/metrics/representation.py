@@ -27,7 +27,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from opc_core.data import ImageData
+from opc_core.data import ImageData, draw_subset
 from opc_core.data.split import Split
 from opc_core.train.inference import features_and_logits
 
@@ -116,11 +116,6 @@ def _mean_norm(x: torch.Tensor) -> float:
     return float(x.double().norm(dim=1).mean()) if len(x) else float("nan")
 
 
-def subsample_idx(idx: torch.Tensor, n: int, g: torch.Generator) -> torch.Tensor:
-    """At most ``n`` of the indices ``idx``, drawn without replacement with ``g`` and returned sorted."""
-    return idx[torch.randperm(len(idx), generator=g)[:n]].sort().values
-
-
 def representation_stats(
     original: nn.Module,
     unlearned: nn.Module,
@@ -147,7 +142,7 @@ def representation_stats(
         ``entropy_forget_original``, ``entropy_retain``, ``max_entropy`` (log K), ``n_forget``, ``n_retain``.
     """
     g = torch.Generator().manual_seed(seed)
-    fi, ri = subsample_idx(split.forget_idx, max_samples, g), subsample_idx(split.retain_idx, max_samples, g)
+    fi, ri = draw_subset(split.forget_idx, max_samples, g), draw_subset(split.retain_idx, max_samples, g)
     fo_f, zo_f = features_and_logits(original, data, fi)  # (N_f, D), (N_f, K)
     fo_r, zo_r = features_and_logits(original, data, ri)  # (N_r, D), (N_r, K)
     fu_f, zu_f = features_and_logits(unlearned, data, fi)

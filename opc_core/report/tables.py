@@ -150,8 +150,9 @@ def write_report(runs: Sequence[Run], out: str | Path, title: str | None = None)
     out.mkdir(parents=True, exist_ok=True)
     table = pd.DataFrame([run_row(r) for r in runs])
     paths = {"html": out / "report.html", "csv": out / "runs.csv", "json": out / "runs.json"}
-    paths["html"].write_text(report_html(title or default_title(len(runs)), table, figures(chart_rows(runs))),
-                             encoding="utf-8")
+    paths["html"].write_text(
+        report_html(title or default_title(len(runs)), table, figures(chart_rows(runs))), encoding="utf-8"
+    )
     table.to_csv(paths["csv"], index=False)
     paths["json"].write_text(json.dumps(records(runs), indent=2, default=str), encoding="utf-8")
     return {k: str(v) for k, v in paths.items()}

@@ -4,5 +4,14 @@ from opc_core.runs.record import AttackParams, BenchParams, TrainParams, Unlearn
 from opc_core.runs.run import FINAL, STATUSES, Run
 from opc_core.runs.store import RunStore
 
-__all__ = ["FINAL", "STATUSES", "AttackParams", "BenchParams", "Run", "RunStore", "TrainParams", "UnlearnParams",
-           "make_params"]
+__all__ = [
+    "FINAL",
+    "STATUSES",
+    "AttackParams",
+    "BenchParams",
+    "Run",
+    "RunStore",
+    "TrainParams",
+    "UnlearnParams",
+    "make_params",
+]

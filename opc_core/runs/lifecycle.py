@@ -83,8 +83,9 @@ class CancelFlag:
 class RunContext:
     """What a run's body receives besides its parameters: progress, stage, artifacts, metrics, log and stop flag."""
 
-    def __init__(self, run: Run, store: RunStore, stop: CancelFlag, on_step: Callable | None = None,
-                 device: str | None = None) -> None:
+    def __init__(
+        self, run: Run, store: RunStore, stop: CancelFlag, on_step: Callable | None = None, device: str | None = None
+    ) -> None:
         self.run, self.run_id, self.store, self.stop, self.device = run, run.id, store, stop, device
         self.artifact_dir: Path = store.artifact_dir(run.id)
         self.stage: Stage | None = None
@@ -101,9 +102,16 @@ class RunContext:
         """Record a step (a ``StepInfo`` or a mapping of its fields); writes are batched to at most ~10/s and the
         final step (``step >= total``) is written at once. Also forwarded to the caller's ``on_step``."""
         get = info.get if isinstance(info, Mapping) else lambda k, d=None: getattr(info, k, d)
-        rec = {"step": int(get("step")), "total": int(get("total")), "losses": dict(get("losses") or {}),
-               "elapsed_s": float(get("elapsed_s", 0.0)), "evals": dict(get("evals") or {}), "epoch": get("epoch"),
-               "lr": get("lr"), "stage": None if self.stage is None else asdict(self.stage)}
+        rec = {
+            "step": int(get("step")),
+            "total": int(get("total")),
+            "losses": dict(get("losses") or {}),
+            "elapsed_s": float(get("elapsed_s", 0.0)),
+            "evals": dict(get("evals") or {}),
+            "epoch": get("epoch"),
+            "lr": get("lr"),
+            "stage": None if self.stage is None else asdict(self.stage),
+        }
         with self._lock:
             self._pending.append(rec)
             due = time.monotonic() - self._last_flush >= STEP_FLUSH_S or rec["step"] >= rec["total"]

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import sys
 from pathlib import Path
+
+log = logging.getLogger(__name__)
 
 PID_START_SLACK_S = 1.0  # a process that started this long after a run recorded its pid is a reused pid
 
@@ -59,3 +62,31 @@ def pid_alive(pid: int | None, since: float | None = None) -> bool:
     if letter in ("Z", "X"):
         return False
     return not (since is not None and start is not None and start > since + PID_START_SLACK_S)
+
+
+def mark_interrupted(store) -> list[str]:
+    """Restart recovery: mark runs whose process is gone as ``interrupted``; return their ids.
+
+    * ``running`` runs whose worker pid is dead (or reused by a newer process, or never recorded).
+    * ``queued`` runs whose owner pid (the process whose job manager queued them) is dead: a queued job does not
+      outlive its server; it is not resumed on restart but marked interrupted, and can be resubmitted.
+      Queued runs with no owner pid (created by other code, e.g. a Ray sweep driver) are left alone.
+    """
+    marked = []
+    for run in store.list(status=("running", "queued"), oldest_first=True):
+        if run.status == "queued" and run.pid is None:
+            continue
+        since = run.started if run.status == "running" and run.started is not None else run.created
+        if pid_alive(run.pid, since):
+            continue
+        if run.status == "running":
+            error = (
+                f"interrupted: its worker process (pid {run.pid}) is gone; the server restarted or the worker "
+                f"was killed while the run was running (last step {run.progress.get('step', 0)})"
+            )
+        else:
+            error = f"interrupted: the server that queued it (pid {run.pid}) exited before the run started"
+        if store.set_status(run.id, "interrupted", error=error, expect=run.status):
+            log.warning("run %s: %s", run.id, error)
+            marked.append(run.id)
+    return marked

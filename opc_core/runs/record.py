@@ -79,11 +79,14 @@ def _int_in(x: Any, lo: int, hi: int) -> bool:
 
 def _forget_ok(classes: Any, ratio: Any) -> dict[str, tuple[Any, str]]:
     return {
-        "forget_classes": (classes is None or (isinstance(classes, list) and classes
-                                               and all(_int_in(c, 0, 100_000) for c in classes)),
-                           "a non-empty list of class indices"),
-        "forget_ratio": (ratio is None or _finite(ratio, 0.0, 1.0, open_lo=True) and ratio < 1,
-                         "a fraction between 0 and 1 (exclusive)"),
+        "forget_classes": (
+            classes is None or (isinstance(classes, list) and classes and all(_int_in(c, 0, 100_000) for c in classes)),
+            "a non-empty list of class indices",
+        ),
+        "forget_ratio": (
+            ratio is None or _finite(ratio, 0.0, 1.0, open_lo=True) and ratio < 1,
+            "a fraction between 0 and 1 (exclusive)",
+        ),
         "forget_classes / forget_ratio": (classes is None or ratio is None, "one or the other, not both"),
     }
 
@@ -112,12 +115,15 @@ class TrainParams:
     data_root: str | None = None
 
     def __post_init__(self) -> None:
-        _check("train", {
-            "epochs": (self.epochs is None or _finite(self.epochs, 0.0, 10_000, open_lo=True), "a number > 0"),
-            "lr": (self.lr is None or _finite(self.lr, 0.0, 10.0, open_lo=True), "a number in (0, 10]"),
-            "batch_size": (self.batch_size is None or _int_in(self.batch_size, 1, 1 << 20), "an integer >= 1"),
-            "seed": (_int_in(self.seed, 0, SEED_MAX), f"an integer in [0, {SEED_MAX}]"),
-        })
+        _check(
+            "train",
+            {
+                "epochs": (self.epochs is None or _finite(self.epochs, 0.0, 10_000, open_lo=True), "a number > 0"),
+                "lr": (self.lr is None or _finite(self.lr, 0.0, 10.0, open_lo=True), "a number in (0, 10]"),
+                "batch_size": (self.batch_size is None or _int_in(self.batch_size, 1, 1 << 20), "an integer >= 1"),
+                "seed": (_int_in(self.seed, 0, SEED_MAX), f"an integer in [0, {SEED_MAX}]"),
+            },
+        )
 
 
 @record("unlearn")
@@ -138,8 +144,13 @@ class UnlearnParams:
     data_root: str | None = None
 
     def __post_init__(self) -> None:
-        _check("unlearn", {"seed": (_int_in(self.seed, 0, SEED_MAX), f"an integer in [0, {SEED_MAX}]"),
-                           **_forget_ok(self.forget_classes, self.forget_ratio)})
+        _check(
+            "unlearn",
+            {
+                "seed": (_int_in(self.seed, 0, SEED_MAX), f"an integer in [0, {SEED_MAX}]"),
+                **_forget_ok(self.forget_classes, self.forget_ratio),
+            },
+        )
 
     @property
     def name(self) -> str:
@@ -157,9 +168,14 @@ class AttackParams:
     settings: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        _check("attack", {"attack": (self.attack in ("recovery", "inversion"), "recovery or inversion"),
-                          "run_ids": (isinstance(self.run_ids, list) and self.run_ids, "a non-empty list of run ids"),
-                          "n_images": (_int_in(self.n_images, 1, 256), "an integer in [1, 256]")})
+        _check(
+            "attack",
+            {
+                "attack": (self.attack in ("recovery", "inversion"), "recovery or inversion"),
+                "run_ids": (isinstance(self.run_ids, list) and self.run_ids, "a non-empty list of run ids"),
+                "n_images": (_int_in(self.n_images, 1, 256), "an integer in [1, 256]"),
+            },
+        )
 
 
 @record("bench")
@@ -178,10 +194,15 @@ class BenchParams:
     mia: bool = True
 
     def __post_init__(self) -> None:
-        _check("bench", {"methods": (isinstance(self.methods, list) and self.methods, "a non-empty list"),
-                         "seed": (_int_in(self.seed, 0, SEED_MAX), f"an integer in [0, {SEED_MAX}]"),
-                         "inversion_images": (_int_in(self.inversion_images, 0, 256), "an integer in [0, 256]"),
-                         **_forget_ok(self.forget_classes, self.forget_ratio)})
+        _check(
+            "bench",
+            {
+                "methods": (isinstance(self.methods, list) and self.methods, "a non-empty list"),
+                "seed": (_int_in(self.seed, 0, SEED_MAX), f"an integer in [0, {SEED_MAX}]"),
+                "inversion_images": (_int_in(self.inversion_images, 0, 256), "an integer in [0, 256]"),
+                **_forget_ok(self.forget_classes, self.forget_ratio),
+            },
+        )
 
 
 def upgrade_config(kind: str, config: Mapping[str, Any]) -> dict[str, Any] | None:

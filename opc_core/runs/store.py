@@ -32,42 +32,15 @@ from typing import Any
 
 from opc_core.env import paths
 from opc_core.env.jsonable import to_jsonable
+from opc_core.runs import schema
 from opc_core.runs.liveness import pid_alive
-from opc_core.runs.record import make_params, params_dict, upgrade_config
+from opc_core.runs.record import make_params, params_dict
 from opc_core.runs.run import FINAL, STATUSES, Run
 
 log = logging.getLogger(__name__)
 
 _JSON_COLUMNS = ("config", "split", "metrics", "artifacts", "progress")
-SCHEMA_VERSION = 2  # 2: typed parameter records in ``config``, a ``stage`` per step
 BUSY_TIMEOUT_MS = 5000
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS runs (
-    id TEXT PRIMARY KEY, kind TEXT NOT NULL, status TEXT NOT NULL, title TEXT NOT NULL DEFAULT '',
-    config TEXT NOT NULL DEFAULT '{}', split TEXT, parent TEXT, created REAL NOT NULL, started REAL, finished REAL,
-    error TEXT, metrics TEXT NOT NULL DEFAULT '{}', artifacts TEXT NOT NULL DEFAULT '{}', pid INTEGER,
-    cancel_requested INTEGER NOT NULL DEFAULT 0, progress TEXT NOT NULL DEFAULT '{}'
-);
-CREATE INDEX IF NOT EXISTS runs_created ON runs(created);
-CREATE TABLE IF NOT EXISTS steps (
-    run_id TEXT NOT NULL, step INTEGER NOT NULL, total INTEGER, elapsed_s REAL, losses TEXT NOT NULL DEFAULT '{}',
-    evals TEXT NOT NULL DEFAULT '{}', epoch REAL, lr REAL, stage TEXT, PRIMARY KEY (run_id, step)
-) WITHOUT ROWID;
-"""  # WITHOUT ROWID: the (run_id, step) primary key is the table's own clustered index, no second index needed
-
-
-# list() leaves out a split's index lists (tens of KB of JSON per run, parsed on every poll of a page); get() has them
-_LIST_SELECT = (
-    "SELECT id, kind, status, title, config, "
-    "json_remove(split, '$.forget_idx', '$.retain_idx', '$.test_idx', '$.cal_idx') AS split, parent, created, "
-    "started, finished, error, metrics, artifacts, pid, cancel_requested, progress FROM runs"
-)
-
-_INSERT_STEP = (
-    "INSERT OR REPLACE INTO steps (run_id, step, total, elapsed_s, losses, evals, epoch, lr, stage) "
-    "VALUES (:run_id, :step, :total, :elapsed_s, :losses, :evals, :epoch, :lr, :stage)"
-)
 
 
 def dumps(obj: Any) -> str:
@@ -94,20 +67,16 @@ class RunStore:
         try:
             self._set_up()
         except sqlite3.DatabaseError as exc:
-            raise ValueError(f"{self.db_path} is not a readable run store ({exc}); move it aside and OPC Lab starts "
-                             "a new one") from None
+            raise ValueError(
+                f"{self.db_path} is not a readable run store ({exc}); move it aside and OPC Lab starts a new one"
+            ) from None
 
     def _set_up(self) -> None:
         con = self._open()
         try:  # set up once per file: WAL is persistent, and a current user_version means the tables exist
             if con.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
                 con.execute("PRAGMA journal_mode=WAL")
-            version = con.execute("PRAGMA user_version").fetchone()[0]
-            if version != SCHEMA_VERSION:
-                con.executescript(_SCHEMA)  # idempotent DDL
-                if version == 1:
-                    _upgrade_from_1(con)
-                con.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            schema.set_up(con)
         finally:
             con.close()
 
@@ -250,7 +219,7 @@ class RunStore:
                 where.append(f"{col} IN ({', '.join('?' * len(values))})")
                 args.extend(values)
         order = "ASC" if oldest_first else "DESC"
-        sql = _LIST_SELECT + (f" WHERE {' AND '.join(where)}" if where else "")
+        sql = schema.LIST_SELECT + (f" WHERE {' AND '.join(where)}" if where else "")
         sql += f" ORDER BY created {order}, rowid {order}" + (" LIMIT ?" if limit is not None else "")
         if limit is not None:
             args.append(int(limit))
@@ -373,7 +342,7 @@ class RunStore:
         last = max(records, key=lambda r: int(r["step"]))
         progress = {k: last.get(k) for k in ("step", "total", "elapsed_s", "losses", "stage")}
         with self._write() as con:
-            con.executemany(_INSERT_STEP, rows)
+            con.executemany(schema.INSERT_STEP, rows)
             con.execute("UPDATE runs SET progress = ? WHERE id = ?", (dumps(progress), run_id))
 
     def steps(self, run_id: str, after: int = 0) -> list[dict]:
@@ -439,51 +408,9 @@ class RunStore:
             con.execute("DELETE FROM runs WHERE id = ?", (run_id,))
         shutil.rmtree(self.runs_root / run_id, ignore_errors=True)
 
-    def mark_interrupted(self) -> list[str]:
-        """Restart recovery: mark runs whose process is gone as ``interrupted``; return their ids.
-
-        * ``running`` runs whose worker pid is dead (or reused by a newer process, or never recorded).
-        * ``queued`` runs whose owner pid (the process whose job manager queued them) is dead: a queued job does not
-          outlive its server; it is not resumed on restart but marked interrupted, and can be resubmitted.
-          Queued runs with no owner pid (created by other code, e.g. a Ray sweep driver) are left alone.
-        """
-        marked = []
-        for run in self.list(status=("running", "queued"), oldest_first=True):
-            if run.status == "queued" and run.pid is None:
-                continue
-            since = run.started if run.status == "running" and run.started is not None else run.created
-            if pid_alive(run.pid, since):
-                continue
-            if run.status == "running":
-                error = (
-                    f"interrupted: its worker process (pid {run.pid}) is gone; the server restarted or the worker "
-                    f"was killed while the run was running (last step {run.progress.get('step', 0)})"
-                )
-            else:
-                error = f"interrupted: the server that queued it (pid {run.pid}) exited before the run started"
-            if self.set_status(run.id, "interrupted", error=error, expect=run.status):
-                log.warning("run %s: %s", run.id, error)
-                marked.append(run.id)
-        return marked
-
 
 class UnreadableRun(ValueError):
     """A stored run whose row cannot be read (e.g. hand-edited JSON)."""
-
-
-def _upgrade_from_1(con: sqlite3.Connection) -> None:
-    """Schema 1 -> 2: add the steps' stage column and store every readable config as its typed record."""
-    if "stage" not in {r[1] for r in con.execute("PRAGMA table_info(steps)")}:
-        con.execute("ALTER TABLE steps ADD COLUMN stage TEXT")
-    for run_id, kind, config in con.execute("SELECT id, kind, config FROM runs").fetchall():
-        try:
-            typed = upgrade_config(kind, json.loads(config))
-        except ValueError:
-            typed = None
-        if typed is not None:
-            con.execute("UPDATE runs SET config = ? WHERE id = ?", (dumps(typed), run_id))
-        else:
-            log.warning("run %s: its %s config could not be read as a typed record; left as it was", run_id, kind)
 
 
 def _check_status(status: str) -> None:

@@ -52,8 +52,12 @@ def library_versions() -> dict[str, str]:
 
     from opc_core import __version__
 
-    return {"opc_lab": __version__, "torch": torch.__version__, "numpy": numpy.__version__,
-            "python": platform.python_version()}
+    return {
+        "opc_lab": __version__,
+        "torch": torch.__version__,
+        "numpy": numpy.__version__,
+        "python": platform.python_version(),
+    }
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
@@ -80,9 +84,17 @@ def save_checkpoint(model: UnlearnableModel, path: str | Path, meta: dict[str, A
         stem = stem.with_suffix("")
     stem.parent.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    sidecar = {"format": FORMAT, "name": stem.name, "arch": model.arch, "in_channels": model.in_channels,
-               "num_classes": model.num_classes, "image_size": model.image_size,
-               "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "versions": library_versions(), **meta}
+    sidecar = {
+        "format": FORMAT,
+        "name": stem.name,
+        "arch": model.arch,
+        "in_channels": model.in_channels,
+        "num_classes": model.num_classes,
+        "image_size": model.image_size,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "versions": library_versions(),
+        **meta,
+    }
     weights = stem.with_suffix(".safetensors")
     _atomic_write(weights, save(tensors, metadata={"format": FORMAT, "arch": model.arch}))
     _atomic_write(stem.with_suffix(".json"), json.dumps(sidecar, indent=2, default=str).encode())
@@ -106,9 +118,14 @@ def read_sidecar(path: str | Path) -> dict[str, Any]:
     return meta
 
 
-def load_checkpoint(path: str | Path, *, device: str | torch.device | None = None,
-                    expect_num_classes: int | None = None, expect_arch: str | None = None,
-                    expect_in_channels: int | None = None) -> tuple[UnlearnableModel, dict[str, Any]]:
+def load_checkpoint(
+    path: str | Path,
+    *,
+    device: str | torch.device | None = None,
+    expect_num_classes: int | None = None,
+    expect_arch: str | None = None,
+    expect_in_channels: int | None = None,
+) -> tuple[UnlearnableModel, dict[str, Any]]:
     """Rebuild the model a checkpoint describes and load its weights, refusing anything that does not match.
 
     Raises:
@@ -124,8 +141,11 @@ def load_checkpoint(path: str | Path, *, device: str | torch.device | None = Non
     meta = read_sidecar(weights)
     if meta["arch"] not in MODELS:
         raise CheckpointError(f"checkpoint architecture {meta['arch']!r} is unknown; valid: {MODELS.names()}")
-    checks = (("architecture", expect_arch, meta["arch"]), ("class count", expect_num_classes, meta["num_classes"]),
-              ("input channels", expect_in_channels, meta["in_channels"]))
+    checks = (
+        ("architecture", expect_arch, meta["arch"]),
+        ("class count", expect_num_classes, meta["num_classes"]),
+        ("input channels", expect_in_channels, meta["in_channels"]),
+    )
     for what, want, got in checks:
         if want is not None and want != got:
             raise CheckpointError(f"checkpoint {weights.stem}: {what} is {got}, expected {want}")
@@ -148,12 +168,15 @@ def _check_state(model: nn.Module, state: dict[str, torch.Tensor], name: str) ->
     expected = model.state_dict()
     missing, extra = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
     if missing or extra:
-        raise CheckpointError(f"{name} does not match architecture {model.arch!r}: missing {missing[:5]}, "
-                              f"unexpected {extra[:5]}")
+        raise CheckpointError(
+            f"{name} does not match architecture {model.arch!r}: missing {missing[:5]}, unexpected {extra[:5]}"
+        )
     for k, v in expected.items():
         if state[k].shape != v.shape:
-            raise CheckpointError(f"{name}: tensor {k} has shape {tuple(state[k].shape)}, the architecture "
-                                  f"expects {tuple(v.shape)} (wrong class count or input size?)")
+            raise CheckpointError(
+                f"{name}: tensor {k} has shape {tuple(state[k].shape)}, the architecture "
+                f"expects {tuple(v.shape)} (wrong class count or input size?)"
+            )
 
 
 @dataclass(frozen=True)
@@ -183,8 +206,15 @@ def list_checkpoints(dataset: str | None = None, model: str | None = None) -> li
             except CheckpointError as exc:
                 log.warning("skipping %s: %s", side.name, exc)
                 continue
-            entry = ZooEntry(side.stem, meta.get("dataset", "?"), meta["arch"], meta.get("test_accuracy"),
-                             str(weights), shipped, meta.get("recipe", {}))
+            entry = ZooEntry(
+                side.stem,
+                meta.get("dataset", "?"),
+                meta["arch"],
+                meta.get("test_accuracy"),
+                str(weights),
+                shipped,
+                meta.get("recipe", {}),
+            )
             if (dataset is None or entry.dataset == dataset) and (model is None or entry.model == model):
                 out.append(entry)
     return out
@@ -205,8 +235,17 @@ class TrainConfig(OptimConfig):
     lr: float = hp(0.05, "Peak learning rate (cosine decay to 0)", 1e-6, 10.0)
 
 
-def fit_classifier(model: UnlearnableModel, data: ImageData, idx: torch.Tensor, cfg: OptimConfig, *,
-                   on_step=None, stop: StopFlag | None = None, monitor: Monitor | None = None, params=None):
+def fit_classifier(
+    model: UnlearnableModel,
+    data: ImageData,
+    idx: torch.Tensor,
+    cfg: OptimConfig,
+    *,
+    on_step=None,
+    stop: StopFlag | None = None,
+    monitor: Monitor | None = None,
+    params=None,
+):
     """Cross-entropy training of ``model`` in place on training images ``idx``; returns the LoopResult."""
     gen = seed_everything(cfg.seed)
     stream = Batches(data, idx, cfg.batch_size, augment_batches=cfg.augment, generator=gen)
@@ -220,10 +259,17 @@ def fit_classifier(model: UnlearnableModel, data: ImageData, idx: torch.Tensor, 
     return run_loop(model, loss_fn, {"train": stream}, cfg, options)
 
 
-def train_base_model(dataset: str, arch: str, cfg: TrainConfig | None = None, *, device=None,
-                     on_step: Callable[[StepInfo], None] | None = None, stop: StopFlag | None = None,
-                     out: str | Path | None = None,
-                     data_root: str | Path | None = None) -> tuple[UnlearnableModel, dict[str, Any]]:
+def train_base_model(
+    dataset: str,
+    arch: str,
+    cfg: TrainConfig | None = None,
+    *,
+    device=None,
+    on_step: Callable[[StepInfo], None] | None = None,
+    stop: StopFlag | None = None,
+    out: str | Path | None = None,
+    data_root: str | Path | None = None,
+) -> tuple[UnlearnableModel, dict[str, Any]]:
     """Train ``arch`` on ``dataset`` from scratch and save it as a checkpoint (local zoo unless ``out``).
 
     Returns:
@@ -238,9 +284,17 @@ def train_base_model(dataset: str, arch: str, cfg: TrainConfig | None = None, *,
     if result.stopped:
         raise InterruptedError(f"training stopped after {result.steps} of {result.total} steps")
     acc = accuracy(model, data, split="test")
-    meta = {"dataset": dataset, "classes": list(data.classes), "mean": list(data.mean), "std": list(data.std),
-            "recipe": asdict(cfg), "seed": cfg.seed, "test_accuracy": round(acc, 2), "train_seconds":
-            round(result.elapsed_s, 1), "device": str(dev)}
+    meta = {
+        "dataset": dataset,
+        "classes": list(data.classes),
+        "mean": list(data.mean),
+        "std": list(data.std),
+        "recipe": asdict(cfg),
+        "seed": cfg.seed,
+        "test_accuracy": round(acc, 2),
+        "train_seconds": round(result.elapsed_s, 1),
+        "device": str(dev),
+    }
     stem = Path(out) if out else paths.local_zoo() / f"{dataset}__{arch}__s{cfg.seed}"
     if stem.suffix == "" and (stem.is_dir() or out and str(out).endswith(os.sep)):
         stem = stem / f"{dataset}__{arch}__s{cfg.seed}"
@@ -261,11 +315,14 @@ def load_for(dataset: str, arch: str, checkpoint: str | Path | None = None, *, d
     if checkpoint is None:
         entry = find_checkpoint(dataset, arch)
         if entry is None:
-            raise CheckpointError(f"no pretrained {arch} for {dataset} in the zoo; train one with "
-                                  f"`python -m opc_core train --dataset {dataset} --model {arch}`")
+            raise CheckpointError(
+                f"no pretrained {arch} for {dataset} in the zoo; train one with "
+                f"`python -m opc_core train --dataset {dataset} --model {arch}`"
+            )
         checkpoint = entry.path
-    model, meta = load_checkpoint(checkpoint, device=dev, expect_num_classes=data.num_classes,
-                                  expect_in_channels=data.in_channels)
+    model, meta = load_checkpoint(
+        checkpoint, device=dev, expect_num_classes=data.num_classes, expect_in_channels=data.in_channels
+    )
     if model.image_size != data.image_size:
         raise CheckpointError(f"checkpoint expects {model.image_size}px images, {dataset} has {data.image_size}px")
     return data, model, meta

@@ -64,8 +64,9 @@ def _configs(names: Sequence[str], settings: Mapping[str, Any]) -> dict[str, Any
     return cfgs
 
 
-def recovery_for_run(run_id: str, store=None, settings: Mapping[str, Any] | None = None,
-                     names: Sequence[str] | None = None) -> dict[str, dict[str, Any]]:
+def recovery_for_run(
+    run_id: str, store=None, settings: Mapping[str, Any] | None = None, names: Sequence[str] | None = None
+) -> dict[str, dict[str, Any]]:
     """Run the recovery attacks on a stored run; the results also go into its metrics["recovery"]."""
     from opc_core.attacks import list_attacks, run_recovery
     from opc_core.runs.store import RunStore
@@ -83,9 +84,15 @@ def forget_sample(split: Split, n: int, seed: int = 0) -> torch.Tensor:
     return seeded_subset(split.forget_idx, n, seed)
 
 
-def inversion_for_runs(run_ids: Sequence[str], store=None, out_run: str | None = None, n_images: int = 8,
-                       settings: Mapping[str, Any] | None = None, on_step: Callable | None = None,
-                       stop=None) -> dict[str, Any]:
+def inversion_for_runs(
+    run_ids: Sequence[str],
+    store=None,
+    out_run: str | None = None,
+    n_images: int = 8,
+    settings: Mapping[str, Any] | None = None,
+    on_step: Callable | None = None,
+    stop=None,
+) -> dict[str, Any]:
     """Gradient inversion of the same forget images against the original model and each run's unlearned model.
 
     The reconstructions, their snapshots and PSNR/SSIM are written to ``out_run``'s artifact "inversion", a
@@ -108,6 +115,7 @@ def inversion_for_runs(run_ids: Sequence[str], store=None, out_run: str | None =
     gallery = Gallery(idx.numpy(), labels.cpu().numpy(), (images.float() / 255.0).cpu().numpy())
     summary: dict[str, dict[str, float]] = {}
     for n, (key, model) in enumerate(targets.items()):
+
         def step_cb(info, n=n):
             if on_step is not None:
                 on_step(dataclasses.replace(info, step=n * info.total + info.step, total=len(targets) * info.total))
@@ -121,8 +129,10 @@ def inversion_for_runs(run_ids: Sequence[str], store=None, out_run: str | None =
         path = gallery.save(store.artifact_dir(out_run) / "inversion.npz")
         store.add_artifact(out_run, "inversion", path)
     for lr in loaded:
-        store.update_metrics(lr.run.id, {"inversion": {"original": summary["original"], "unlearned":
-                                                       summary[lr.run.id], "attack_run": out_run}})
+        store.update_metrics(
+            lr.run.id,
+            {"inversion": {"original": summary["original"], "unlearned": summary[lr.run.id], "attack_run": out_run}},
+        )
     return {"inversion": summary, "images": idx.tolist(), "config": dataclasses.asdict(cfg)}
 
 
@@ -135,6 +145,13 @@ def attack(params: AttackParams, ctx: RunContext) -> dict[str, Any]:
         rec = recovery_for_run(params.run_ids[0], ctx.store, params.settings)
         return {"recovery": rec, "recovered_ua": {k: v["recovered_ua"] for k, v in rec.items()}}
     if params.attack == "inversion":
-        return inversion_for_runs(params.run_ids, ctx.store, out_run=ctx.run_id, n_images=params.n_images,
-                                  settings=params.settings, on_step=ctx.on_step, stop=ctx.stop)
+        return inversion_for_runs(
+            params.run_ids,
+            ctx.store,
+            out_run=ctx.run_id,
+            n_images=params.n_images,
+            settings=params.settings,
+            on_step=ctx.on_step,
+            stop=ctx.stop,
+        )
     raise ValueError(f"unknown attack {params.attack!r}; valid: recovery, inversion")

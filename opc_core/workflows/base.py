@@ -61,8 +61,13 @@ def start(params: Any, store: RunStore | None = None, options: Options = Options
     ``run_id``)."""
     store = store if store is not None else RunStore()
     fn = WORKFLOWS.get(type(params).kind)
-    launch = Launch(parent=options.parent, title=options.title or default_title(params), stop=options.stop,
-                    on_step=options.on_step, device=options.device)
+    launch = Launch(
+        parent=options.parent,
+        title=options.title or default_title(params),
+        stop=options.stop,
+        on_step=options.on_step,
+        device=options.device,
+    )
     return run_lifecycle(store, params, fn, launch)
 
 

@@ -56,11 +56,28 @@ def bench(params: BenchParams, ctx: RunContext) -> dict[str, Any]:
         if ctx.stop.is_set():
             raise InterruptedError(f"benchmark cancelled before {label}")
         ctx.set_stage(Stage(label, "unlearn", i, len(specs)))
-        child = UnlearnParams(dataset=params.dataset, model=params.model, method=m, label=label,
-                              forget_classes=params.forget_classes, forget_ratio=params.forget_ratio,
-                              seed=params.seed, overrides=over, mia=params.mia)
-        s = start(child, ctx.store, Options(parent=ctx.run_id, title=f"{label} on {params.dataset} (benchmark)",
-                                            on_step=_offset(ctx, offset), stop=ctx.stop, device=ctx.device))
+        child = UnlearnParams(
+            dataset=params.dataset,
+            model=params.model,
+            method=m,
+            label=label,
+            forget_classes=params.forget_classes,
+            forget_ratio=params.forget_ratio,
+            seed=params.seed,
+            overrides=over,
+            mia=params.mia,
+        )
+        s = start(
+            child,
+            ctx.store,
+            Options(
+                parent=ctx.run_id,
+                title=f"{label} on {params.dataset} (benchmark)",
+                on_step=_offset(ctx, offset),
+                stop=ctx.stop,
+                device=ctx.device,
+            ),
+        )
         offset += s["steps"]
         ctx.set_stage(Stage(label, "recovery", i, len(specs)))
         s["recovery"] = recovery_for_run(s["run_id"], ctx.store)
@@ -68,20 +85,43 @@ def bench(params: BenchParams, ctx: RunContext) -> dict[str, Any]:
     inv: dict[str, Any] = {}
     if params.inversion_images > 0 and runs:
         ctx.set_stage(Stage("all methods", "inversion", len(specs), len(specs) + 1))
-        inv = inversion_for_runs(list(runs.values()), ctx.store, out_run=ctx.run_id,
-                                 n_images=params.inversion_images, settings=params.inversion_settings,
-                                 stop=ctx.stop)["inversion"]
+        inv = inversion_for_runs(
+            list(runs.values()),
+            ctx.store,
+            out_run=ctx.run_id,
+            n_images=params.inversion_images,
+            settings=params.inversion_settings,
+            stop=ctx.stop,
+        )["inversion"]
     rows = [_row(m, runs[m], summaries[m], inv.get(runs[m])) for m in runs]
     if "original" in inv and rows:
         rows[0]["inversion_original"] = inv["original"]
-    return {"dataset": params.dataset, "model": params.model, "forget_classes": list(params.forget_classes or []),
-            "forget_ratio": params.forget_ratio, "seed": params.seed, "rows": rows, "runs": runs,
-            "inversion_original": inv.get("original"), "seconds": round(time.perf_counter() - t0, 1)}
+    return {
+        "dataset": params.dataset,
+        "model": params.model,
+        "forget_classes": list(params.forget_classes or []),
+        "forget_ratio": params.forget_ratio,
+        "seed": params.seed,
+        "rows": rows,
+        "runs": runs,
+        "inversion_original": inv.get("original"),
+        "seconds": round(time.perf_counter() - t0, 1),
+    }
 
 
 def _row(method: str, run_id: str, s: dict, inv: dict | None) -> dict[str, Any]:
-    return {"method": method, "run_id": run_id, "ua": s["ua"], "ra": s["ra"], "ta": s["ta"], "mia": s["mia"],
-            "forget_test_acc": s["forget_test_acc"], "seconds": s["seconds"], "steps": s["steps"],
-            "recovered_ua": {a: r["recovered_ua"] for a, r in s["recovery"].items()},
-            "inversion": {"psnr": inv["psnr"], "ssim": inv["ssim"]} if inv else None,
-            "representation": s["representation"], "config": s["config"]}
+    return {
+        "method": method,
+        "run_id": run_id,
+        "ua": s["ua"],
+        "ra": s["ra"],
+        "ta": s["ta"],
+        "mia": s["mia"],
+        "forget_test_acc": s["forget_test_acc"],
+        "seconds": s["seconds"],
+        "steps": s["steps"],
+        "recovered_ua": {a: r["recovered_ua"] for a, r in s["recovery"].items()},
+        "inversion": {"psnr": inv["psnr"], "ssim": inv["ssim"]} if inv else None,
+        "representation": s["representation"],
+        "config": s["config"],
+    }

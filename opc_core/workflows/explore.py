@@ -38,8 +38,14 @@ def embedding_for_run(run_id: str, method: str = "umap", store=None) -> dict[str
         feats[f"step{int(step)}"] = snaps["features"][i]
     pts = embed(feats, "original", EmbedConfig(method=method))
     frames = [(int(s), pts[f"step{int(s)}"]) for s in snaps["steps"]]
-    return {"original": pts["original"], "unlearned": pts["unlearned"], "frames": frames,
-            "is_forget": snaps["is_forget"], "labels": snaps["labels"], "idx": snaps["idx"]}
+    return {
+        "original": pts["original"],
+        "unlearned": pts["unlearned"],
+        "frames": frames,
+        "is_forget": snaps["is_forget"],
+        "labels": snaps["labels"],
+        "idx": snaps["idx"],
+    }
 
 
 def depth_for_run(run_id: str, store=None) -> list[dict]:

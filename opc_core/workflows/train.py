@@ -17,8 +17,21 @@ def train(params: TrainParams, ctx: RunContext) -> dict[str, Any]:
 
     over = {k: getattr(params, k) for k in ("epochs", "lr", "batch_size") if getattr(params, k) is not None}
     cfg = replace(TrainConfig(), seed=params.seed, **over)
-    _, meta = train_base_model(params.dataset, params.model, cfg, device=ctx.device, on_step=ctx.on_step,
-                               stop=ctx.stop, out=params.out, data_root=params.data_root)
+    _, meta = train_base_model(
+        params.dataset,
+        params.model,
+        cfg,
+        device=ctx.device,
+        on_step=ctx.on_step,
+        stop=ctx.stop,
+        out=params.out,
+        data_root=params.data_root,
+    )
     ctx.add_artifact("checkpoint", meta["path"])
-    return {"test_accuracy": meta["test_accuracy"], "checkpoint": meta["path"], "dataset": params.dataset,
-            "model": params.model, "meta": meta}
+    return {
+        "test_accuracy": meta["test_accuracy"],
+        "checkpoint": meta["path"],
+        "dataset": params.dataset,
+        "model": params.model,
+        "meta": meta,
+    }

@@ -29,11 +29,14 @@ MONITOR_POINTS = 400  # samples of D_f and D_r for the periodic UA/RA
 N_SNAPSHOTS = 12  # feature snapshots per run (plus the start)
 
 
-def sample_indices(split: Split, n_forget: int = SNAPSHOT_FORGET, n_retain: int = SNAPSHOT_RETAIN,
-                   seed: int = 0) -> dict[str, torch.Tensor]:
+def sample_indices(
+    split: Split, n_forget: int = SNAPSHOT_FORGET, n_retain: int = SNAPSHOT_RETAIN, seed: int = 0
+) -> dict[str, torch.Tensor]:
     """A fixed, seeded sample of forget and retain training indices (the points of the feature-space views)."""
-    return {"forget": seeded_subset(split.forget_idx, n_forget, seed),
-            "retain": seeded_subset(split.retain_idx, n_retain, seed + 10_000)}
+    return {
+        "forget": seeded_subset(split.forget_idx, n_forget, seed),
+        "retain": seeded_subset(split.retain_idx, n_retain, seed + 10_000),
+    }
 
 
 class SnapshotMonitor:
@@ -71,14 +74,18 @@ class SnapshotMonitor:
 
     def save(self, path: Path) -> Path:
         """Write the snapshots as ``.npz``: steps (S,), features (S, n, D), idx (n,), is_forget (n,), labels (n,)."""
-        np.savez_compressed(path, steps=np.array(self.steps), features=np.stack(self.features),
-                            idx=self.snap_idx.numpy(), is_forget=self.snap_is_forget.numpy(),
-                            labels=self.data.train_y.cpu()[self.snap_idx].numpy())
+        np.savez_compressed(
+            path,
+            steps=np.array(self.steps),
+            features=np.stack(self.features),
+            idx=self.snap_idx.numpy(),
+            is_forget=self.snap_is_forget.numpy(),
+            labels=self.data.train_y.cpu()[self.snap_idx].numpy(),
+        )
         return path
 
 
-def build_split(data: ImageData, forget_classes: Sequence[int] | None, forget_ratio: float | None,
-                seed: int) -> Split:
+def build_split(data: ImageData, forget_classes: Sequence[int] | None, forget_ratio: float | None, seed: int) -> Split:
     """The forget/retain/test/calibration split; default: the paper's 3 of K classes, 0, 1, 2."""
     if forget_classes is None and forget_ratio is None:
         forget_classes = list(range(min(3, data.num_classes - 1)))
@@ -96,8 +103,9 @@ def unlearn(params: UnlearnParams, ctx: RunContext) -> dict[str, Any]:
     from opc_core.methods import get_method, make_config
     from opc_core.train.zoo import load_for
 
-    data, original, meta = load_for(params.dataset, params.model, params.checkpoint, device=ctx.device,
-                                    data_root=params.data_root)
+    data, original, meta = load_for(
+        params.dataset, params.model, params.checkpoint, device=ctx.device, data_root=params.data_root
+    )
     split = build_split(data, params.forget_classes, params.forget_ratio, params.seed)
     ctx.store.update(ctx.run_id, split=split.to_dict())
     spec = get_method(params.method)
@@ -115,21 +123,50 @@ def unlearn(params: UnlearnParams, ctx: RunContext) -> dict[str, Any]:
     seconds = time.perf_counter() - t0
     snaps.snapshot(original, 0)  # after the run, so that the first step is reported sooner
     ctx.add_artifact("snapshots", snaps.save(ctx.artifact_dir / "snapshots.npz"))
-    ckpt = save_checkpoint(unlearned, ctx.artifact_dir / "model", {
-        "dataset": params.dataset, "classes": list(data.classes), "mean": list(data.mean), "std": list(data.std),
-        "recipe": {"method": params.method, **asdict(cfg)}, "seed": params.seed, "parent": meta["path"],
-        "run_id": ctx.run_id})
+    ckpt = save_checkpoint(
+        unlearned,
+        ctx.artifact_dir / "model",
+        {
+            "dataset": params.dataset,
+            "classes": list(data.classes),
+            "mean": list(data.mean),
+            "std": list(data.std),
+            "recipe": {"method": params.method, **asdict(cfg)},
+            "seed": params.seed,
+            "parent": meta["path"],
+            "run_id": ctx.run_id,
+        },
+    )
     ctx.add_artifact("checkpoint", ckpt)
     if ctx.stop.is_set():
         raise InterruptedError(f"unlearning cancelled after {steps[-1].step if steps else 0} steps")
     metrics = evaluate(original, unlearned, data, split, mia=params.mia)
-    summary = {"run_id": ctx.run_id, "method": params.method, "label": params.name, "dataset": params.dataset,
-               "model": params.model, "seed": params.seed, "forget_classes": list(split.forget_classes),
-               "forget_ratio": split.forget_ratio, "config": asdict(cfg), "original_checkpoint": meta["path"],
-               **{k: metrics[k] for k in ("ua", "ra", "ta", "forget_test_acc")}, "mia": metrics.get("mia"),
-               "seconds": round(seconds, 2), "steps": steps[-1].step if steps else 0, "checkpoint": str(ckpt),
-               **{k: metrics[k] for k in ("representation", "original", "per_class")}}
+    summary = {
+        "run_id": ctx.run_id,
+        "method": params.method,
+        "label": params.name,
+        "dataset": params.dataset,
+        "model": params.model,
+        "seed": params.seed,
+        "forget_classes": list(split.forget_classes),
+        "forget_ratio": split.forget_ratio,
+        "config": asdict(cfg),
+        "original_checkpoint": meta["path"],
+        **{k: metrics[k] for k in ("ua", "ra", "ta", "forget_test_acc")},
+        "mia": metrics.get("mia"),
+        "seconds": round(seconds, 2),
+        "steps": steps[-1].step if steps else 0,
+        "checkpoint": str(ckpt),
+        **{k: metrics[k] for k in ("representation", "original", "per_class")},
+    }
     ctx.update_metrics(summary)
-    log.info("%s on %s: UA %.1f RA %.1f TA %.1f in %.1fs", params.name, params.dataset, summary["ua"],
-             summary["ra"], summary["ta"], seconds)
+    log.info(
+        "%s on %s: UA %.1f RA %.1f TA %.1f in %.1fs",
+        params.name,
+        params.dataset,
+        summary["ua"],
+        summary["ra"],
+        summary["ta"],
+        seconds,
+    )
     return summary
