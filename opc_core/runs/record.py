@@ -57,7 +57,7 @@ def params_dict(params: Any) -> dict[str, Any]:
     return dataclasses.asdict(params)
 
 
-SEED_MAX = 2**32 - 1  # numpy's and torch's seeds must fit
+SEED_MAX = 2**31 - 1  # the configs' seed range (numpy's and torch's seeds fit)
 
 
 def _check(kind: str, rules: dict[str, tuple[Any, str]]) -> None:

@@ -109,7 +109,8 @@ def unlearn(params: UnlearnParams, ctx: RunContext) -> dict[str, Any]:
     split = build_split(data, params.forget_classes, params.forget_ratio, params.seed)
     ctx.store.update(ctx.run_id, split=split.to_dict())
     spec = get_method(params.method)
-    cfg = make_config(params.method, params.overrides, params.dataset)
+    # the run's seed seeds the split and the unlearning (batch order, random draws) alike; a seed= setting wins
+    cfg = make_config(params.method, {"seed": params.seed, **params.overrides}, params.dataset)
     snaps = SnapshotMonitor(data, split, seed=params.seed)  # the original's snapshot (step 0) is taken after the run
     every = max(1, spec.planned_steps(cfg, split) // N_SNAPSHOTS)
     steps: list[StepInfo] = []
