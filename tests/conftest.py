@@ -29,3 +29,11 @@ def digits_model(digits):
 
     model, _ = load_checkpoint(find_checkpoint("digits", "cnn_small").path, device="cpu")
     return model.eval()
+
+
+@pytest.fixture
+def store(tmp_path):
+    """An empty run store in the test's own folder."""
+    from opc_core.runs.store import RunStore
+
+    return RunStore(tmp_path / "home")

@@ -17,17 +17,11 @@ import pytest
 
 from opc_core.jobs.manager import WARM_MAX_FAILURES, JobManager, _exit_text
 from opc_core.jobs.worker import _PipeStop, _read_line
-from opc_core.runs.store import RunStore
 from opc_core.workflows import WORKFLOWS, execute, workflow
 from tests import job_fixtures
 
 ROOT = Path(__file__).resolve().parent.parent
 TIMEOUT = 60.0  # generous: the shared CPU may be slow; every wait polls and returns as soon as it can
-
-
-@pytest.fixture
-def store(tmp_path) -> RunStore:
-    return RunStore(tmp_path / "home")
 
 
 @pytest.fixture

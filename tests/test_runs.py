@@ -26,11 +26,6 @@ def _u(**kw) -> UnlearnParams:
     return UnlearnParams(**{"dataset": "digits", "model": "cnn_small", "method": "opc", **kw})
 
 
-@pytest.fixture
-def store(tmp_path) -> RunStore:
-    return RunStore(tmp_path / "home")
-
-
 def _dead_pid() -> int:
     proc = subprocess.Popen([sys.executable, "-c", "pass"])
     proc.wait()  # reaped: the pid no longer exists

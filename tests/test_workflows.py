@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from opc_core.runs import BenchParams, RunStore, UnlearnParams
+from opc_core.runs import BenchParams, UnlearnParams
 from opc_core.runs.lifecycle import Launch, Terminated
 from opc_core.runs.lifecycle import run as run_lifecycle
 from opc_core.train.inference import features_and_logits
@@ -15,11 +15,6 @@ from opc_core.train.zoo import find_checkpoint
 from opc_core.workflows import Options, start
 from opc_core.workflows.unlearn import N_SNAPSHOTS
 from tests.job_fixtures import SleepParams
-
-
-@pytest.fixture
-def store(tmp_path) -> RunStore:
-    return RunStore(tmp_path / "home")
 
 
 def test_unlearn_stores_snapshots_in_step_order(store, digits, digits_model):
