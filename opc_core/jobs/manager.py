@@ -90,7 +90,7 @@ class JobManager:
           ``failed`` with "worker exited with code N"; the queue goes on. Workers stop (run ``interrupted``) when
           the server exits, since their stdin pipe closes.
         * ``warm=True`` (the dashboard): one spare worker is kept started with :func:`preload` done, so a launched
-          run skips interpreter start-up and imports (~3 s on a CPU). The spare is (re)started only while no job
+          run skips interpreter start-up and imports (docs/architecture.md). The spare is (re)started only while no job
           runs, so it never takes CPU from one; a queued job that follows another starts cold. It inherits the
           environment of the moment it started. After ``WARM_MAX_FAILURES`` spares died without a run the manager
           goes on with cold workers only.

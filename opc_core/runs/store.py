@@ -101,7 +101,7 @@ class RunStore:
         """This thread's connection (opened on first use, never shared across threads or processes).
 
         Kept open rather than opened per call: closing the last connection checkpoints and deletes the WAL, which
-        made every write cost ~20 ms of disk syncs instead of well under 1 ms.
+        turns every write into several disk syncs (docs/architecture.md, "Measured").
         """
         local = self._local
         if getattr(local, "pid", None) != os.getpid():
