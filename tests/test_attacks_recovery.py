@@ -93,6 +93,11 @@ def _invertible(d: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     return a, torch.randn(d, generator=g) * 3
 
 
+def _logit_target(name: str):
+    """The attack's default config, HR in its logit-target form (identical to FM by construction)."""
+    return get_attack(name).config(target="logits") if name == "hr" else get_attack(name).config()
+
+
 def _share_of_top_class(digits, idx: torch.Tensor) -> float:
     y = labels_of(digits, idx, "train")
     return 100.0 * torch.bincount(y).max().item() / len(y)
@@ -182,7 +187,7 @@ def test_invertible_map_recovers_original_accuracy(digits, digits_model, class_s
     unlearned = AffineFeatures(digits_model, a, c, digits.num_classes).eval()
     original_acc = accuracy(digits_model, digits, class_split.forget_idx)
     assert accuracy(unlearned, digits, class_split.forget_idx) < original_acc - 40  # the garbage head forgets
-    res = get_attack(name)(unlearned, digits_model, digits, class_split)
+    res = get_attack(name)(unlearned, digits_model, digits, class_split, _logit_target(name))
     assert res.recovered_logits.shape == (len(class_split.forget_idx), digits.num_classes)
     assert torch.equal(res.scored_idx, class_split.forget_idx)
     assert abs(score_recovery(res, digits)["recovered_acc"] - original_acc) <= 0.5
@@ -194,7 +199,7 @@ def test_invertible_map_recovers_original_accuracy(digits, digits_model, class_s
 def test_one_point_contraction_recovers_at_most_one_class(digits, digits_model, class_split, name, selective):
     c = torch.randn(digits_model.feature_dim, generator=torch.Generator().manual_seed(2)).abs()
     unlearned = CollapsedFeatures(digits_model, c, digits.num_classes, selective).eval()
-    res = get_attack(name)(unlearned, digits_model, digits, class_split)
+    res = get_attack(name)(unlearned, digits_model, digits, class_split, _logit_target(name))
     acc = score_recovery(res, digits)["recovered_acc"]
     assert acc <= _share_of_top_class(digits, class_split.forget_idx) + 1e-6
     if not selective:  # every forget input is the same point: one prediction for all
@@ -313,6 +318,73 @@ def test_fm_hr_on_other_architectures(digits, class_split, arch):
     assert arch in list_models()
     torch.manual_seed(0)
     model = create_model(arch, digits.in_channels, digits.num_classes, digits.image_size).eval()
-    out = run_recovery(model, model, digits, class_split, names=["fm", "hr"])
+    cfgs = {"hr": _logit_target("hr")}
+    out = run_recovery(model, model, digits, class_split, names=["fm", "hr"], cfgs=cfgs)
     own = 100 - accuracy(model, digits, class_split.forget_idx)
     assert abs(out["fm"]["recovered_ua"] - own) <= 1.0 and abs(out["hr"]["recovered_ua"] - own) <= 1.0
+
+
+# --- HR: distinct by default, ≡ FM on the logit target --------------------------------------------------------------
+def test_hr_default_is_label_refit_and_logit_target_equals_fm(digits, digits_model, class_split):
+    assert get_attack("hr").config().target == "onehot"
+    c = torch.randn(digits_model.feature_dim, generator=torch.Generator().manual_seed(4)).abs()
+    shallow = CollapsedFeatures(digits_model, c, digits.num_classes, selective=True).eval()
+    fm = get_attack("fm")(shallow, digits_model, digits, class_split)
+    same = get_attack("hr")(shallow, digits_model, digits, class_split, _logit_target("hr"))
+    assert torch.equal(fm.recovered_logits.argmax(1), same.recovered_logits.argmax(1))  # identical by construction
+    refit = get_attack("hr")(shallow, digits_model, digits, class_split)
+    assert refit.details["target"] == "onehot"
+    assert not torch.allclose(refit.recovered_logits, same.recovered_logits)  # a different predictor
+
+
+# --- the diagnostic: where does the forgotten information live? -----------------------------------------------------
+class NullSpaceFeatures(nn.Module):
+    """Features ``[0 (r dims), f_o(x)]`` under a head that reads only the first r (always-zero) dimensions: the class
+    information lies entirely in the head's null space, as OPC on the logits can leave it."""
+
+    def __init__(self, base: nn.Module, r: int, num_classes: int) -> None:
+        super().__init__()
+        self.base, self.r = base, r
+        self.classifier = nn.Linear(r + base.feature_dim, num_classes)
+        with torch.no_grad():
+            self.classifier.weight[:, r:] = 0.0
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        f = self.base.features(x)
+        return torch.cat([torch.zeros(len(f), self.r), f], dim=1)
+
+    def head(self, f: torch.Tensor) -> torch.Tensor:
+        return self.classifier(f)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+
+def test_diagnostic_finds_classes_in_the_null_space(digits, digits_model, class_split):
+    from opc_core.attacks.recovery.diagnostic import KEYS, head_affine, where_forgotten
+
+    torch.manual_seed(0)
+    model = NullSpaceFeatures(digits_model, 10, digits.num_classes).eval()
+    w, b, exact = head_affine(model, 10 + digits_model.feature_dim)
+    assert exact and torch.allclose(w.float(), model.classifier.weight, atol=1e-5)
+    d = where_forgotten(model, digits_model, digits, class_split)
+    assert set(KEYS) <= set(d) and d["head_rank"] == 10 and d["feature_dim"] == 10 + digits_model.feature_dim
+    original_ua = 100 - accuracy(digits_model, digits, class_split.forget_idx)
+    top = _share_of_top_class(digits, class_split.forget_idx)
+    assert d["fm_row_ua"] >= 100 - top - 1e-6  # the head's row space holds a constant: one class at most
+    assert abs(d["fm_null_ua"] - original_ua) <= 1.0 and abs(d["fm_full_ua"] - original_ua) <= 1.0
+    assert d["null_share_forget"] == pytest.approx(100.0)
+    assert d["probe_inside"] == pytest.approx(d["probe_inside_original"]) and d["probe_inside"] > 90
+    assert d["separation_kept"] == pytest.approx(1.0)  # the same features, padded: nothing contracted
+
+
+def test_diagnostic_on_a_collapse(digits, digits_model, class_split):
+    from opc_core.attacks.recovery.diagnostic import where_forgotten
+
+    c = torch.randn(digits_model.feature_dim, generator=torch.Generator().manual_seed(2)).abs()
+    collapsed = CollapsedFeatures(digits_model, c, digits.num_classes, selective=False).eval()
+    d = where_forgotten(collapsed, digits_model, digits, class_split)
+    chance = d["probe_inside_chance"]
+    assert chance == pytest.approx(_share_of_top_class(digits, class_split.forget_idx), abs=0.5)
+    assert d["probe_inside"] <= chance + 1e-6 < d["probe_inside_original"] - 50  # one point: nothing to tell apart
+    assert d["fisher_forget"] == 0.0 and d["separation_kept"] == 0.0 and d["fisher_forget_original"] > 1

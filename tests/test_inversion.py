@@ -24,6 +24,7 @@ from opc_core.attacks.inversion import (
     make_prior,
     observed_gradients,
 )
+from opc_core.attacks.inversion.references import inconclusive, reference_images, reference_scores
 from opc_core.metrics.image import PSNR_CAP_DB, psnr, ssim
 
 
@@ -205,7 +206,9 @@ def test_objectives_lookup_matches_the_config():
 def gallery(digits, mlp):
     """Three models' reconstructions of the same 3 digits (keys in a non-sorted order, as run ids come)."""
     images, labels = digits.train_x[:3], digits.train_y[:3]
-    g = Gallery(np.array([0, 1, 2]), labels.numpy(), images.float().numpy() / 255.0)
+    refs = reference_scores(digits, images.float() / 255.0, labels)
+    references = {k: {m: v.numpy() for m, v in r.items()} for k, r in refs.items()}
+    g = Gallery(np.array([0, 1, 2]), labels.numpy(), images.float().numpy() / 255.0, references=references, init="mean")
     cfg = InversionConfig(iterations=4, snapshot_every=2)
     for seed, key in enumerate(("original", "20250101-zz-opc", "20240101-aa-ft")):
         g.add(key, invert(mlp, digits, images, labels, dataclasses.replace(cfg, seed=seed)))
@@ -215,11 +218,14 @@ def gallery(digits, mlp):
 def test_gallery_round_trip(tmp_path, gallery):
     path = gallery.save(tmp_path / "inversion.npz")
     with np.load(path, allow_pickle=False) as z:  # fixed names, nothing pickled, no per-model keys
-        assert set(z.files) == {"version", "idx", "labels", "true", "steps", "keys"} | {
+        assert set(z.files) == {"version", "idx", "labels", "true", "steps", "keys", "init"} | {
             "images",
             "psnr",
             "ssim",
             "snapshots",
+            "ref_keys",
+            "ref_psnr",
+            "ref_ssim",
         }
         assert z["snapshots"].shape == (3, 3, 3, 1, 8, 8)  # (models, steps, images, C, H, W)
     back = Gallery.load(path)
@@ -227,6 +233,10 @@ def test_gallery_round_trip(tmp_path, gallery):
     assert back.steps.tolist() == [0, 2, 4]
     for name in ("idx", "labels", "true", "steps"):
         assert np.array_equal(getattr(back, name), getattr(gallery, name)), name
+    assert back.init == "mean" and list(back.references) == ["grey", "mean", "class_mean"]
+    for ref, scores in gallery.references.items():
+        assert np.array_equal(back.references[ref]["psnr"], scores["psnr"]), ref
+    assert back.inconclusive == gallery.inconclusive is not None
     for key in gallery.keys:
         for name in ("images", "psnr", "ssim", "snapshots"):
             assert np.array_equal(getattr(back.models[key], name), getattr(gallery.models[key], name)), (key, name)
@@ -279,3 +289,35 @@ def test_inversion_page_shows_a_stored_gallery(tmp_path, monkeypatch, gallery):
     assert metrics[f"SSIM · opc ({run.id[-6:]})"] == f"{gallery.models['20250101-zz-opc'].ssim.mean():.3f}"
     assert len(at.get("image")) == 3 * (1 + 2)  # per digit: the true image, then one per model
     assert at.select_slider(key=f"inv_iter_{att.id}").options == ["0", "2", "4", "final"]
+
+
+# --- the no-information references and the mean starts ---------------------------------------------------------------
+def test_reference_images_and_scores(digits):
+    labels = torch.tensor([3, 3, 7])
+    refs = reference_images(digits, labels)
+    mean = digits.test_x.float().mean(0) / 255.0
+    class3 = digits.test_x[digits.test_y == 3].float().mean(0) / 255.0
+    assert torch.allclose(refs["mean"][2], mean) and torch.allclose(refs["class_mean"][0], class3)
+    assert torch.allclose(refs["grey"], torch.full_like(refs["grey"], digits.mean[0]))
+    true = digits.test_x[:3].float() / 255.0
+    scores = reference_scores(digits, true, labels)
+    assert torch.allclose(scores["class_mean"]["psnr"], psnr(refs["class_mean"], true))
+    assert torch.allclose(scores["grey"]["ssim"], ssim(refs["grey"], true))
+    assert inconclusive(12.5, {"grey": 9.0, "class_mean": 12.0}) and not inconclusive(13.0, {"class_mean": 12.0})
+    assert inconclusive(float("nan"), {"mean": 10.0})
+
+
+@pytest.mark.parametrize("init", ["mean", "class_mean"])
+def test_mean_starts_begin_at_the_reference_image(digits, mlp, init):
+    images, labels = digits.train_x[:2], digits.train_y[:2]
+    res = invert(mlp, digits, images, labels, InversionConfig(iterations=1, init=init, snapshot_every=1))
+    start = res.snapshots[0][1]
+    assert torch.allclose(start, reference_images(digits, labels)[init], atol=1e-5)  # within the box already
+    assert InversionConfig().init == "mean" and InversionConfig().iterations == 1000
+
+
+def test_late_decay_points():
+    from opc_core.attacks.inversion.optimiser import decay_points
+
+    assert decay_points(InversionConfig(iterations=1000)) == [850, 950]
+    assert decay_points(InversionConfig(iterations=800, decay="geiping")) == [300, 500, 700]

@@ -20,6 +20,7 @@ from torch import nn
 
 from opc_core.attacks.inversion.config import InversionConfig
 from opc_core.attacks.inversion.optimiser import reconstruct
+from opc_core.attacks.inversion.references import reference_images
 from opc_core.attacks.inversion.threat import observed_gradients
 from opc_core.config import validate_config
 from opc_core.data import ImageData
@@ -76,7 +77,11 @@ def invert(
     x_true = data.normalize(images_uint8.to(device))  # (N, C, H, W)
     y = labels.to(device).long()
     grads = observed_gradients(model, x_true, y)
-    out = reconstruct(model, data, grads, y, cfg, stop=stop, on_step=on_step)
+    priors = None
+    if cfg.init in ("mean", "class_mean"):
+        pixels = reference_images(data, labels)[cfg.init]  # (N, C, H, W) in [0, 1]
+        priors = data.normalize(pixels.to(device) * 255.0)  # normalize() scales by 1/255 first
+    out = reconstruct(model, data, grads, y, cfg, stop=stop, on_step=on_step, priors=priors)
 
     def to_pixels(x: torch.Tensor) -> torch.Tensor:
         return data.denormalize(x).clamp(0, 1).cpu()

@@ -2,7 +2,8 @@
 
 A :class:`Gallery` holds the attacked images (training indices, labels, true pixels) and, per model key in order
 ("original", then one run id per unlearned model), a :class:`Reconstruction`: final images, PSNR, SSIM and snapshots
-at shared iteration steps. On disk it is one ``.npz`` with fixed array names; the model keys are an array of strings,
+at shared iteration steps, and the no-information reference scores of the same images (flat grey, dataset mean, class
+mean; :mod:`.references`). On disk it is one ``.npz`` with fixed array names; the model keys are an array of strings,
 and models are stacked along the first axis in that order, so loading needs no pickle and no name parsing.
 """
 
@@ -15,9 +16,25 @@ import numpy as np
 import torch
 
 from opc_core.attacks.inversion.attack import InversionResult
+from opc_core.attacks.inversion.references import inconclusive
 
-FORMAT_VERSION = 1
-_NAMES = ("version", "idx", "labels", "true", "steps", "keys", "images", "psnr", "ssim", "snapshots")
+FORMAT_VERSION = 2
+_NAMES = (
+    "version",
+    "idx",
+    "labels",
+    "true",
+    "steps",
+    "keys",
+    "images",
+    "psnr",
+    "ssim",
+    "snapshots",
+    "ref_keys",
+    "ref_psnr",
+    "ref_ssim",
+    "init",
+)
 
 
 @dataclass(frozen=True)
@@ -45,6 +62,8 @@ class Gallery:
         true: The true images (N, C, H, W), float32 pixels in [0, 1].
         steps: Iterations at which snapshots were taken (S,), shared by every model.
         models: Model key -> :class:`Reconstruction`, in display order.
+        references: Reference key ("grey", "mean", "class_mean") -> {"psnr": (N,), "ssim": (N,)}.
+        init: The reconstructions' starting image (``InversionConfig.init``).
     """
 
     idx: np.ndarray
@@ -52,11 +71,26 @@ class Gallery:
     true: np.ndarray
     steps: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     models: dict[str, Reconstruction] = field(default_factory=dict)
+    references: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
+    init: str = ""
 
     @property
     def keys(self) -> list[str]:
         """Model keys in display order."""
         return list(self.models)
+
+    def reference_means(self) -> dict[str, dict[str, float]]:
+        """``{reference: {"psnr": mean dB, "ssim": mean}}`` over the gallery's images."""
+        return {k: {m: float(np.mean(v[m])) for m in ("psnr", "ssim")} for k, v in self.references.items()}
+
+    @property
+    def inconclusive(self) -> bool | None:
+        """Whether the original model's reconstructions fail to beat the best reference by the margin (None when the
+        gallery has no original model or no references)."""
+        if "original" not in self.models or not self.references:
+            return None
+        psnr = float(np.mean(self.models["original"].psnr))
+        return inconclusive(psnr, {k: v["psnr"] for k, v in self.reference_means().items()})
 
     def add(self, key: str, result: InversionResult) -> None:
         """Add model ``key``'s :class:`InversionResult` (its reconstructions, scores and snapshots).
@@ -107,6 +141,10 @@ class Gallery:
                 psnr=stacked("psnr", (0, n)),  # (M, N)
                 ssim=stacked("ssim", (0, n)),  # (M, N)
                 snapshots=stacked("snapshots", (0, len(self.steps), *shape)),  # (M, S, N, C, H, W)
+                ref_keys=np.array(list(self.references), dtype=np.str_),
+                ref_psnr=_refs(self.references, "psnr", n),  # (R, N)
+                ref_ssim=_refs(self.references, "ssim", n),  # (R, N)
+                init=np.array(self.init, dtype=np.str_),
             )
         return path
 
@@ -126,9 +164,16 @@ class Gallery:
             str(key): Reconstruction(a["images"][m], a["psnr"][m], a["ssim"][m], a["snapshots"][m])
             for m, key in enumerate(a["keys"])
         }
-        return cls(a["idx"], a["labels"], a["true"], a["steps"], models)
+        refs = {str(key): {"psnr": a["ref_psnr"][r], "ssim": a["ref_ssim"][r]} for r, key in enumerate(a["ref_keys"])}
+        return cls(a["idx"], a["labels"], a["true"], a["steps"], models, refs, str(a["init"]))
 
 
 def _array(x: torch.Tensor) -> np.ndarray:
     """A tensor (any device) as a float32 numpy array."""
     return x.detach().float().cpu().numpy()
+
+
+def _refs(references: dict[str, dict[str, np.ndarray]], metric: str, n: int) -> np.ndarray:
+    """The references' ``metric`` stacked (R, N) in key order."""
+    rows = [np.asarray(v[metric], dtype=np.float32) for v in references.values()]
+    return np.stack(rows) if rows else np.zeros((0, n), np.float32)

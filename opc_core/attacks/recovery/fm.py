@@ -58,9 +58,18 @@ def attack(
     f_u, _, cal = bank.get("unlearned", "cal", cfg.cal_exclude_forget)  # (M, D_u)
     f_o, _, _ = bank.get("original", "cal", cfg.cal_exclude_forget)  # (M, D_o)
     f_forget, _, forget = bank.get("unlearned", "forget")  # (N_f, D_u)
-    w, diag = ridge_fit(f_u, f_o, cfg.eps)  # (D_u+1, D_o)
-    mapped = apply_affine(f_forget, w)  # (N_f, D_o)
-    with torch.inference_mode():
-        logits = original.head(mapped.to(model_device(original))).float().cpu()  # (N_f, K)
+    logits, diag = fm_logits(original, f_u, f_o, f_forget, cfg.eps)
     details = {**diag, "n_cal": len(cal), "feature_dim": int(f_u.shape[1])}
     return RecoveryResult("fm", logits, forget, details, time.perf_counter() - t0)
+
+
+def fm_logits(
+    original: nn.Module, f_u_cal: torch.Tensor, f_o_cal: torch.Tensor, f_u_forget: torch.Tensor, eps: float
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """FM's prediction: the ridge map from ``f_u_cal`` (M, D_u) to ``f_o_cal`` (M, D_o) applied to ``f_u_forget``
+    (N, D_u), read by the original head. Returns the logits (N, K) on the CPU and the fit's diagnostics."""
+    w, diag = ridge_fit(f_u_cal, f_o_cal, eps)  # (D_u+1, D_o)
+    mapped = apply_affine(f_u_forget, w)  # (N, D_o)
+    with torch.inference_mode():
+        logits = original.head(mapped.to(model_device(original))).float().cpu()  # (N, K)
+    return logits, diag

@@ -2,10 +2,14 @@
 
     W = argmin_W ‖[F_u, 1] W − T‖² + λ‖W‖²,    F_u = f_u(X_cal)
 
-with T the original model's logits on D_cal (default) or the one-hot true labels (option ``target="onehot"``);
-a forget image x is predicted as argmax([f_u(x), 1] W). It asks the same question as FM (arXiv 2507.07754) without
-passing through the original head. λ is relative to the centred features' scale, as for FM; the bias is not
-regularised. See docs/science.md §6.
+with T the one-hot true labels of D_cal (default, ``target="onehot"``) or the original model's logits on D_cal
+(``target="logits"``); a forget image x is predicted as argmax([f_u(x), 1] W). λ is relative to the centred features'
+scale, as for FM; the bias is not regularised. See docs/science.md §6.
+
+The logit target makes HR **identical to FM** by construction: the original head is affine, so its logits are an
+affine function of FM's targets, and ridge regression is linear in its targets; both predict the same class for every
+image. The paper's figure shows the two differing, so its HR is something else; re-fitting a head on the calibration
+labels is the nearest distinct reading, hence the default. The option stays, labelled "≡ FM".
 """
 
 from __future__ import annotations
@@ -29,9 +33,10 @@ class Config(RidgeConfig):
     """Head re-fitting settings."""
 
     target: str = hp(
-        "logits",
-        "Regression target on D_cal: the original model's logits or one-hot true labels",
-        choices=("logits", "onehot"),
+        "onehot",
+        "Regression target on D_cal: 'onehot' = the true labels (a head re-fitted on the calibration labels, the "
+        "default) or 'logits' = the original model's logits (≡ FM: same predictions by construction)",
+        choices=("onehot", "logits"),
     )
 
 
@@ -39,8 +44,10 @@ class Config(RidgeConfig):
     "hr",
     Config,
     label="HR",
-    help="Fits a new linear head on the unlearned features of held-out data, regressing the original model's logits.",
-    threat_model="The unlearned model and the original model's logits (or the true labels) on D_cal, never D_f.",
+    help="Re-fits a linear head on the unlearned features of held-out data and their labels (the logit-target option "
+    "is identical to FM).",
+    threat_model="The unlearned model and labelled calibration images D_cal (or the original model's logits on them), "
+    "never D_f.",
     paper="Jung et al. 2025, OPC (arXiv 2507.07754); a variant of its FM attack without the original head",
 )
 def attack(
