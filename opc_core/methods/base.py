@@ -66,10 +66,19 @@ class UnlearnConfig(OptimConfig):
     """Optimisation defaults for unlearning (reference code of most baselines: SGD, lr 0.01, momentum 0.9)."""
 
     epochs: float = hp(5.0, "Passes over the epoch stream (retain set unless the method says otherwise)", 0.05, 200)
-    batch_size: int = hp(128, "Mini-batch size (retain and forget batches alike)", 8, 4096)
+    batch_size: int = hp(
+        128, "Mini-batch size (of the retain batch; the forget batch is forget_batch times it)", 8, 4096
+    )
     lr: float = hp(0.01, "Learning rate", 1e-6, 10.0)
     schedule: str = hp("constant", "Learning-rate schedule", choices=("constant", "cosine"))
     augment: bool = hp(False, "Random crop (and flip for natural images) on the batches")
+    forget_batch: float = hp(
+        1.0,
+        "Forget batch size as a fraction of the retain batch, for methods that draw both each step (1 = as large; "
+        "smaller makes each step cheaper and the forget set is revisited less often)",
+        0.01,
+        1.0,
+    )
 
 
 @dataclass(kw_only=True)
@@ -218,6 +227,15 @@ def stream_indices(split: Split, name: str) -> tuple[torch.Tensor, str]:
     return getattr(split, attr), part
 
 
+def stream_batch_size(cfg: Any, name: str, epoch_stream: str) -> int:
+    """The batch size of stream ``name``: the config's, except a forget stream drawn beside another epoch stream,
+    which takes ``forget_batch`` of it (at least one sample). A method that trains on the forget set alone keeps
+    the full batch: its forget stream defines the epoch."""
+    if name != "forget" or epoch_stream == "forget":
+        return cfg.batch_size
+    return max(1, round(cfg.batch_size * cfg.forget_batch))
+
+
 def check_split(data: ImageData, split: Split) -> None:
     """Refuse a split that does not index this dataset."""
     n_train, n_test = len(data.train_y), len(data.test_y)
@@ -248,7 +266,8 @@ def run_method(
     streams = {}
     for name in plan.streams:
         idx, part = stream_indices(split, name)
-        streams[name] = Batches(data, idx, cfg.batch_size, split=part, augment_batches=cfg.augment, generator=gen)
+        size = stream_batch_size(cfg, name, plan.streams[0])
+        streams[name] = Batches(data, idx, size, split=part, augment_batches=cfg.augment, generator=gen)
     ctx: UnlearnContext = UnlearnContext(cfg=cfg, data=data, split=split, generator=gen)
     ctx.state = plan.prepare(work, ctx) if plan.prepare is not None else None
     try:

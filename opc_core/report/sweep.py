@@ -1,0 +1,301 @@
+"""A sweep's outputs: one row per cell, mean ± std over seeds per grid point, the sensitivity plots (each metric
+against each swept number, one line per method variant), and the CSV / JSON / HTML / PNG export.
+
+Every metric of a cell is aggregated: UA, RA, TA, MIA, the forget-test accuracy, each recovery attack's recovered UA
+(``<attack> UA``), seconds, steps and seconds per step. Numbers a recovery entry carries besides an attack's headline
+(e.g. the "where does the information live" diagnostic of a later version, when a run's ``metrics["recovery"]`` has
+it) become columns ``<entry>.<field>`` and their own panels; runs without them simply lack those columns.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from opc_core.runs.store import RunStore
+from opc_core.workflows.sweep import progress
+
+HEADLINE = ("ua", "ra", "ta", "mia", "forget_test_acc", "seconds", "steps")
+SKIP_FIELDS = {"recovered_acc", "seconds", "n_scored", "details"}  # per-attack bookkeeping, not a result
+LABELS = {"ua": "UA", "ra": "RA", "ta": "TA", "mia": "MIA", "forget_test_acc": "forget-test acc.", "fm UA": "FM UA"}
+PLOT_METRICS = ("ua", "ta", "fm UA")  # always plotted (when present), before any diagnostic column
+PALETTE = ["#4C72B0", "#DD8452", "#55A868", "#C44E52", "#8172B3", "#937860", "#DA8BC3", "#8C8C8C"]
+
+
+def _number(v: Any) -> float | None:
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) else None
+
+
+def recovery_columns(recovery: Mapping[str, Any] | None) -> dict[str, float]:
+    """``{"fm UA": 62.1, ...}`` from a run's ``metrics["recovery"]``, plus every other number an entry carries."""
+    out = {}
+    for name, res in (recovery or {}).items():
+        if not isinstance(res, Mapping):
+            continue
+        for field, value in res.items():
+            key = f"{name} UA" if field == "recovered_ua" else f"{name}.{field}"
+            if field not in SKIP_FIELDS and _number(value) is not None:
+                out[key] = float(value)
+    return out
+
+
+def cell_rows(store: RunStore, sweep_id: str) -> list[dict[str, Any]]:
+    """One row per cell, in grid order: what it is (variant, grid values, forget set, seed), its status and numbers."""
+    rows = []
+    for entry in store.get(sweep_id).metrics.get("cells") or []:
+        try:
+            run = store.get(entry["run_id"])
+        except KeyError:  # deleted since
+            continue
+        m = run.metrics if run.done else {}
+        row = {
+            "run_id": run.id,
+            "status": run.status,
+            "variant": entry["variant"],
+            **entry["point"],
+            "forget": entry["forget"],
+            "seed": entry["seed"],
+        }
+        row.update({k: _number(m.get(k)) for k in HEADLINE})
+        if row["seconds"] and row["steps"]:
+            row["s/step"] = row["seconds"] / row["steps"]
+        row.update(recovery_columns(m.get("recovery")))
+        rows.append(row)
+    return rows
+
+
+def grid_keys(store: RunStore, sweep_id: str) -> list[str]:
+    """The setting names the sweep varies (in grid order, without the ``method:`` prefix)."""
+    keys = [k.rpartition(":")[2] for k in store.get(sweep_id).config.get("grid", {})]
+    return list(dict.fromkeys(keys))
+
+
+def aggregate(rows: Sequence[Mapping[str, Any]], keys: Sequence[str]) -> list[dict[str, Any]]:
+    """Mean and sample standard deviation over seeds of every numeric column, per (variant, grid values, forget set).
+
+    A group's ``n`` counts its finished cells; ``<col> std`` is None with fewer than two.
+    """
+    groups: dict[tuple, list[Mapping[str, Any]]] = {}
+    for r in rows:
+        groups.setdefault((r["variant"], *(str(r.get(k, "")) for k in keys), r["forget"]), []).append(r)
+    skip = {"run_id", "status", "variant", "forget", "seed", *keys}
+    out = []
+    for (variant, *point, forget), members in groups.items():
+        done = [m for m in members if m["status"] == "done"]
+        row: dict[str, Any] = {"variant": variant, **dict(zip(keys, point)), "forget": forget, "n": len(done)}
+        cols = list(dict.fromkeys(c for m in done for c in m if c not in skip))
+        for col in cols:
+            vals = [float(m[col]) for m in done if _number(m.get(col)) is not None]
+            mean = sum(vals) / len(vals) if vals else None
+            std = math.sqrt(sum((v - mean) ** 2 for v in vals) / (len(vals) - 1)) if len(vals) > 1 else None
+            row[col], row[f"{col} std"] = mean, std
+        out.append(row)
+    return out
+
+
+def swept(table: Sequence[Mapping[str, Any]], keys: Sequence[str]) -> list[str]:
+    """Grid keys with more than one value, all numeric: what a sensitivity plot can put on its x axis."""
+    out = []
+    for k in keys:
+        values = {r.get(k) for r in table}
+        if len(values) > 1 and all(_number(_as_float(v)) is not None for v in values):
+            out.append(k)
+    return out
+
+
+def _as_float(v: Any) -> float | None:
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return None
+
+
+def diagnostic_columns(table: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Recovery numbers beyond the attacks' recovered UA (the diagnostic entries), when any cell has them."""
+    return sorted({c for r in table for c in r if "." in c and not c.endswith(" std")})
+
+
+def plot_metrics(table: Sequence[Mapping[str, Any]]) -> list[str]:
+    present = {c for r in table for c in r}
+    return [m for m in PLOT_METRICS if m in present] + diagnostic_columns(table)
+
+
+def series(table: Sequence[Mapping[str, Any]], x: str, keys: Sequence[str]) -> dict[str, list[Mapping[str, Any]]]:
+    """The table's rows as lines over ``x``: one per variant, forget set and value of the other varied keys."""
+    others = [k for k in keys if k != x and len({r.get(k) for r in table}) > 1]
+    forgets = len({r["forget"] for r in table}) > 1
+    lines: dict[str, list[Mapping[str, Any]]] = {}
+    for r in table:
+        name = r["variant"] + "".join(f" {k}={r.get(k)}" for k in others) + (f" · {r['forget']}" if forgets else "")
+        lines.setdefault(name, []).append(r)
+    return {name: sorted(rows, key=lambda r: float(r[x])) for name, rows in lines.items()}
+
+
+def sensitivity_figure(table: Sequence[Mapping[str, Any]], x: str, keys: Sequence[str]):
+    """Plotly: one panel per metric (UA, TA, FM UA, diagnostics) against ``x``, mean ± std over seeds."""
+    from plotly.subplots import make_subplots
+
+    metrics = plot_metrics(table)
+    fig = make_subplots(rows=1, cols=max(1, len(metrics)), subplot_titles=[LABELS.get(m, m) for m in metrics])
+    for i, (name, rows) in enumerate(series(table, x, keys).items()):
+        for j, m in enumerate(metrics):
+            pts = [r for r in rows if r.get(m) is not None]
+            fig.add_scatter(
+                x=[float(r[x]) for r in pts],
+                y=[r[m] for r in pts],
+                error_y=dict(type="data", array=[r.get(f"{m} std") or 0.0 for r in pts]),
+                name=name,
+                legendgroup=name,
+                showlegend=j == 0,
+                mode="lines+markers",
+                line=dict(color=PALETTE[i % len(PALETTE)]),
+                row=1,
+                col=j + 1,
+            )
+    fig.update_xaxes(title_text=x, type="log" if _log_axis(table, x) else "linear")
+    fig.update_yaxes(title_text="%", range=[0, 101])
+    fig.update_layout(height=380, template="plotly_white", title=f"Sensitivity to {x} (mean ± std over seeds)")
+    return fig
+
+
+def _log_axis(table: Sequence[Mapping[str, Any]], x: str) -> bool:
+    values = [float(r[x]) for r in table]
+    return min(values) > 0 and max(values) / min(values) >= 20
+
+
+def sensitivity_png(tables: Mapping[str, Sequence[Mapping[str, Any]]], path: Path) -> Path:
+    """Matplotlib PNG for the docs: a row per swept key (``{key: aggregated table}``), a column per metric."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    metrics = list(dict.fromkeys(m for t in tables.values() for m in plot_metrics(t)))
+    fig, axes = plt.subplots(len(tables), len(metrics), figsize=(3.6 * len(metrics), 3.0 * len(tables)), squeeze=False)
+    for row, (x, table) in enumerate(tables.items()):
+        keys = sorted(_grid_like(table))
+        for col, m in enumerate(metrics):
+            ax = axes[row][col]
+            for i, (name, rows) in enumerate(series(table, x, keys).items()):
+                pts = [r for r in rows if r.get(m) is not None]
+                ax.errorbar(
+                    [float(r[x]) for r in pts],
+                    [r[m] for r in pts],
+                    yerr=[r.get(f"{m} std") or 0.0 for r in pts],
+                    label=name,
+                    color=PALETTE[i % len(PALETTE)],
+                    marker="o",
+                    capsize=3,
+                )
+            ax.set_xscale("log" if _log_axis(table, x) else "linear")
+            ax.set(xlabel=x, ylim=(0, 101), title=LABELS.get(m, m) + " (%)")
+            ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _grid_like(table: Sequence[Mapping[str, Any]]) -> set[str]:
+    """Columns that hold grid values (text) rather than results (numbers)."""
+    return {k for r in table for k, v in r.items() if isinstance(v, str) and k not in ("variant", "forget")}
+
+
+def _pm(row: Mapping[str, Any], col: str, digits: int = 1) -> str:
+    mean, std = row.get(col), row.get(f"{col} std")
+    if mean is None:
+        return "–"
+    return f"{mean:.{digits}f}" + ("" if std is None else f" ± {std:.{digits}f}")
+
+
+def table_columns(table: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The result columns to show, in a fixed order: UA RA TA MIA, the attacks, diagnostics, cost."""
+    present = list(dict.fromkeys(c for r in table for c in r if not c.endswith(" std")))
+    lead = [c for c in ("ua", "ra", "ta", "mia") if c in present]
+    attacks = [c for c in present if c.endswith(" UA")]
+    cost = [c for c in ("steps", "s/step", "seconds") if c in present]
+    return lead + attacks + diagnostic_columns(table) + cost
+
+
+def markdown_table(table: Sequence[Mapping[str, Any]]) -> str:
+    """The aggregated table in Markdown: grid values, then mean ± std of each result column over the seeds."""
+    if not table:
+        return "(no finished cells)"
+    keys = [
+        k for k in table[0] if k in _grid_like(table) and len({r.get(k) for r in table}) > 1
+    ]  # a pinned setting is said once, not per row
+    cols = table_columns(table)
+    head = ["variant", *keys, "forget", "n", *[LABELS.get(c, c) for c in cols]]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in table:
+        cells = [r["variant"], *[str(r.get(k, "")) for k in keys], r["forget"], str(r["n"])]
+        cells += [_pm(r, c, 3 if c == "s/step" else 1) for c in cols]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def summarise(store: RunStore, sweep_id: str) -> dict[str, Any]:
+    """What the CLI and the page show: the sweep's progress, its cells and the aggregated table."""
+    keys = grid_keys(store, sweep_id)
+    rows = cell_rows(store, sweep_id)
+    return {
+        "run_id": sweep_id,
+        "progress": progress(store, sweep_id).text(),
+        "keys": keys,
+        "swept": swept(aggregate(rows, keys), keys),
+        "cells": rows,
+        "table": aggregate(rows, keys),
+    }
+
+
+def write_sweep(store: RunStore, sweep_id: str, out: Path) -> dict[str, Path]:
+    """Write cells.csv, sweep.csv (aggregated), sweep.json, sweep.html (table + plots) and one PNG per swept key."""
+    import pandas as pd
+
+    s = summarise(store, sweep_id)
+    out.mkdir(parents=True, exist_ok=True)
+    files = {k: out / n for k, n in (("cells", "cells.csv"), ("csv", "sweep.csv"), ("json", "sweep.json"))}
+    pd.DataFrame(s["cells"]).to_csv(files["cells"], index=False)
+    pd.DataFrame(s["table"]).to_csv(files["csv"], index=False)
+    params = store.get(sweep_id).config
+    files["json"].write_text(json.dumps({"params": params, **s}, indent=2, default=str))
+    figs = [sensitivity_figure(s["table"], x, s["keys"]) for x in s["swept"]]
+    parts = [f.to_html(full_html=False, include_plotlyjs=(i == 0)) for i, f in enumerate(figs)]
+    files["html"] = out / "sweep.html"
+    files["html"].write_text(
+        "<!doctype html><html><head><meta charset='utf-8'><title>Sweep " + sweep_id + "</title></head><body>"
+        f"<h1>Sweep {sweep_id}</h1><p>{s['progress']}</p>"
+        + pd.DataFrame(s["table"]).to_html(index=False, na_rep="—", float_format=lambda v: f"{v:.2f}")
+        + "".join(parts)
+        + "</body></html>",
+        encoding="utf-8",
+    )
+    if s["swept"]:
+        files["png"] = sensitivity_png({x: s["table"] for x in s["swept"]}, out / "sensitivity.png")
+    return files
+
+
+def docs_section(heading: str, store: RunStore, ids: Mapping[str, str], png: Path) -> str:
+    """A Markdown section for the docs: the figure, then per sweep its settings and aggregated table."""
+    lines = [heading, "", f"![sensitivity]({png.as_posix()})", ""]
+    for key, sweep_id in ids.items():
+        sweep = store.get(sweep_id)
+        p = sweep.config
+        lines += [
+            f"### {key} (sweep `{sweep_id}`)",
+            "",
+            f"{p['dataset']} / {p['model']}, methods {', '.join(p['methods'])}, grid "
+            + ", ".join(f"`{k}={v}`" for k, v in p["grid"].items())
+            + f", seeds {p['seeds']}, attacks {p['attacks'] if p['attacks'] is not None else 'all'}; "
+            + progress(store, sweep_id).text()
+            + ".",
+            "",
+            markdown_table(summarise(store, sweep_id)["table"]),
+            "",
+        ]
+    return "\n".join(lines)
