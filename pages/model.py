@@ -7,7 +7,7 @@ import streamlit as st
 
 from opc_core.data import list_datasets
 from opc_core.models import MODELS
-from opc_core.train.zoo import install_checkpoint, list_checkpoints
+from opc_core.train.zoo import MAX_UPLOAD_BYTES, install_checkpoint, list_checkpoints, unreadable_checkpoints
 from pages._jobs import job_panel, watch_jobs
 from pages._services import UNLEARN_PAGE, current_model, dataset, manager, store
 from pages._widgets import link
@@ -43,6 +43,8 @@ if not sets[ds]["available"]:
 
 st.subheader("Pretrained checkpoints")
 entries = list_checkpoints(ds, arch)
+for bad, why in unreadable_checkpoints().items():
+    st.warning(f"Left out of the zoo: {why}. Fix or delete {bad} and its weights.", icon="⚠️")
 if not entries:
     st.info(
         f"No pretrained {arch} for {ds} yet: train one below (a progress bar shows how far it got) or upload "
@@ -72,7 +74,7 @@ else:
         key="model_pick",
         format_func=lambda p: (
             f"{by_path[p].name} ({'shipped' if by_path[p].shipped else 'local'}) — "
-            f"{by_path[p].test_accuracy}% test accuracy"
+            + (f"{by_path[p].test_accuracy}% test accuracy" if by_path[p].test_accuracy is not None else "accuracy n/a")
         ),
     )
     entry = by_path[picked]
@@ -106,8 +108,9 @@ if train_id and store().exists(train_id):
 st.subheader("Upload a checkpoint")
 st.caption(
     "Two files: the weights `NAME.safetensors` and the sidecar `NAME.json` (architecture, classes, "
-    "normalisation), as written by OPC Lab. It is loaded and checked against the dataset before it is "
-    "added to your local zoo; nothing is unpickled."
+    f"normalisation), as written by OPC Lab, {MAX_UPLOAD_BYTES // 2**20} MiB at most. It is loaded and checked "
+    "against the dataset, and its test accuracy is measured, before it is added to your local zoo; nothing is "
+    "unpickled."
 )
 files = st.file_uploader(
     "Checkpoint files", type=["safetensors", "json"], accept_multiple_files=True, key="model_upload"

@@ -84,3 +84,122 @@ def test_shipped_checkpoints_reach_their_accuracy(dataset, floor):
 def test_zoo_listing_has_required_fields():
     rows = [e.to_dict() for e in list_checkpoints()]
     assert rows and all({"name", "dataset", "model", "test_accuracy", "path"} <= set(r) for r in rows)
+
+
+# --- bad checkpoints: refused with a message that names the fix, and never able to break the zoo or a page -------
+def _pair(tmp_path, model, data, **side) -> list[tuple[str, bytes]]:
+    path = save_checkpoint(model, tmp_path / "m", _meta(data))
+    meta = {**json.loads(path.with_suffix(".json").read_text()), **side}
+    return [("m.safetensors", path.read_bytes()), ("m.json", json.dumps(meta).encode())]
+
+
+def test_install_measures_the_accuracy_it_lists(tmp_path, monkeypatch, digits, digits_model):
+    from opc_core.train.zoo import install_checkpoint
+
+    monkeypatch.setenv("OPC_LAB_HOME", str(tmp_path / "home"))
+    assert install_checkpoint(_pair(tmp_path, digits_model, digits, test_accuracy=12.0), "digits", digits) == "m"
+    (entry,) = [e for e in list_checkpoints("digits") if e.name == "m"]
+    assert entry.test_accuracy == round(accuracy(digits_model, digits, split="test"), 2) > 90  # not the claimed 12
+    with pytest.raises(CheckpointError, match="'test_accuracy' must be a number in \\[0, 100\\] or null, got \"high\""):
+        install_checkpoint(_pair(tmp_path, digits_model, digits, test_accuracy="high"), "digits", digits)
+
+
+def test_non_finite_weights_are_refused(tmp_path, monkeypatch, digits, digits_model):
+    from opc_core.models import create_model
+    from opc_core.train.zoo import install_checkpoint
+
+    monkeypatch.setenv("OPC_LAB_HOME", str(tmp_path / "home"))
+    broken = create_model("cnn_small", 1, 10, 8)
+    broken.load_state_dict(digits_model.state_dict())
+    with torch.no_grad():
+        next(broken.parameters())[0].fill_(float("nan"))
+    path = save_checkpoint(broken, tmp_path / "nan", _meta(digits))
+    with pytest.raises(CheckpointError, match="holds NaN or infinite values"):
+        load_checkpoint(path)
+    with pytest.raises(CheckpointError, match="NaN"):
+        install_checkpoint(_pair(tmp_path, broken, digits, test_accuracy=99.5), "digits", digits)
+    assert not (tmp_path / "home" / "zoo" / "m.safetensors").exists()
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        ({"arch": ["cnn_small"]}, "field 'arch' must be a string"),
+        ({"num_classes": "10"}, "field 'num_classes' must be an integer"),
+        ({"in_channels": True}, "field 'in_channels' must be an integer"),
+        ({"image_size": 10**9}, "field 'image_size' must be an integer"),
+        ({"test_accuracy": float("nan")}, "field 'test_accuracy' must be a number"),
+        ({"recipe": "fast"}, "field 'recipe' must be a JSON object"),
+        ({"mean": ["x"]}, "field 'mean' must be a list of finite numbers"),
+    ],
+)
+def test_sidecar_types_are_checked(tmp_path, digits, digits_model, edit, message):
+    path = save_checkpoint(digits_model, tmp_path / "m", _meta(digits))
+    side = path.with_suffix(".json")
+    side.write_text(json.dumps({**json.loads(side.read_text()), **edit}))
+    with pytest.raises(CheckpointError, match=message):
+        load_checkpoint(path)
+
+
+def test_deeply_nested_or_huge_sidecar_is_refused(tmp_path, digits, digits_model):
+    path = save_checkpoint(digits_model, tmp_path / "m", _meta(digits))
+    path.with_suffix(".json").write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(CheckpointError, match="nested too deeply"):
+        load_checkpoint(path)
+    path.with_suffix(".json").write_text(" " * (2 << 20) + "{}")
+    with pytest.raises(CheckpointError, match="a sidecar is a small JSON file"):
+        load_checkpoint(path)
+
+
+def test_zoo_install_checks_the_size_before_reading(tmp_path, monkeypatch, capsys):
+    from pathlib import Path
+
+    from opc_core.cli.main import main
+
+    monkeypatch.setenv("OPC_LAB_HOME", str(tmp_path / "home"))
+    with open(tmp_path / "big.safetensors", "wb") as fh:
+        fh.truncate(1 << 30)  # 1 GiB, sparse: costs no disk
+    (tmp_path / "big.json").write_text("{}")
+    monkeypatch.setattr(Path, "read_bytes", lambda self: pytest.fail(f"read {self.name} before the size check"))
+    assert main(["zoo", "--install", str(tmp_path / "big.safetensors"), "--dataset", "digits"]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == "error: checkpoint too large: 1024.0 MiB (limit 200 MiB)"
+
+
+def test_upload_names_the_cause_never_a_temp_path(tmp_path, monkeypatch, digits, digits_model):
+    from opc_core.train.zoo import install_checkpoint
+
+    monkeypatch.setenv("OPC_LAB_HOME", str(tmp_path / "home"))
+    (w_name, w), (j_name, j) = _pair(tmp_path, digits_model, digits)
+    with pytest.raises(ValueError, match="not a readable safetensors file") as err:
+        install_checkpoint([("M.SAFETENSORS", b"junk"), ("M.json", j)], "digits", digits)
+    assert "opc-upload" not in str(err.value) and "/tmp" not in str(err.value)
+    with pytest.raises(ValueError, match="M.safetensors are missing: .*over the 200 MiB limit"):
+        install_checkpoint([("M.json", j)], "digits", digits)  # what the page gets when the weights were too big
+    assert install_checkpoint([("M.SAFETENSORS", w), ("M.json", j)], "digits", digits) == "M"
+    assert [e.name for e in list_checkpoints("digits") if not e.shipped] == ["M"]
+
+
+def test_a_bad_zoo_entry_is_skipped_and_named_and_the_pages_work(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from streamlit.testing.v1 import AppTest
+
+    from opc_core.train.zoo import unreadable_checkpoints
+
+    root = Path(__file__).resolve().parent.parent
+    monkeypatch.syspath_prepend(str(root))
+    monkeypatch.setenv("OPC_LAB_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("OPC_LAB_WARM_WORKER", "0")
+    zoo, shipped = tmp_path / "home" / "zoo", root / "assets" / "zoo" / "fashion_mnist_small__cnn_small__s0"
+    zoo.mkdir(parents=True)
+    side = json.loads(shipped.with_suffix(".json").read_text())
+    (zoo / "bad.json").write_text(json.dumps({**side, "test_accuracy": "high"}))  # as installed before the checks
+    (zoo / "bad.safetensors").write_bytes(shipped.with_suffix(".safetensors").read_bytes())
+    assert "bad.json" in unreadable_checkpoints() and "test_accuracy" in unreadable_checkpoints()["bad.json"]
+    assert find_checkpoint("fashion_mnist_small", "cnn_small").name == shipped.name
+    for page in ("pages/model.py", "pages/unlearn.py"):
+        at = AppTest.from_file(str(root / page), default_timeout=60).run()
+        assert not at.exception, (page, [e.value for e in at.exception])
+        if page == "pages/model.py":
+            assert any("bad.json" in w.value for w in at.warning)

@@ -1,18 +1,17 @@
-"""Pretrained checkpoints: safetensors weights plus a JSON sidecar; list, load, save and train.
+"""The checkpoint zoo: list and find checkpoints, train a base model into it, install an uploaded one.
 
-Loading never unpickles: weights come from safetensors, metadata from JSON, and the architecture is rebuilt from the
-registry by name. Shipped checkpoints live in ``assets/zoo``; ones trained or uploaded here in ``<home>/zoo``.
+Shipped checkpoints live in ``assets/zoo``; ones trained or uploaded here in ``<home>/zoo``. One file pair is written,
+read and checked by :mod:`opc_core.train.checkpoint`. A zoo entry that cannot be read is skipped and named
+(:func:`unreadable_checkpoints`), never allowed to break a listing; an installed checkpoint's accuracy is measured
+here, never taken from its sidecar; and training never writes over an existing checkpoint.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import os
-import platform
+import re
 import tempfile
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -20,10 +19,21 @@ from typing import Any
 import torch
 from torch import nn
 
+from opc_core.config import build_config, validate_config
 from opc_core.data import ImageData, load_dataset
 from opc_core.env import paths
 from opc_core.env.device import default_device
-from opc_core.models import MODELS, UnlearnableModel, create_model
+from opc_core.env.jsonable import to_jsonable
+from opc_core.models import UnlearnableModel, create_model
+from opc_core.train.checkpoint import (
+    CheckpointError,
+    atomic_write,
+    load_checkpoint,
+    parse_sidecar,
+    read_sidecar,
+    save_checkpoint,
+    sidecar_bytes,
+)
 from opc_core.train.inference import accuracy
 from opc_core.train.loop import (
     Batches,
@@ -38,145 +48,8 @@ from opc_core.train.loop import (
 )
 
 log = logging.getLogger(__name__)
-FORMAT = "opc-lab-checkpoint/1"
 MAX_UPLOAD_BYTES = 200 * 2**20  # install_checkpoint refuses larger pairs
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that cannot be loaded: missing, corrupt, or not matching what it claims or what is expected."""
-
-
-def library_versions() -> dict[str, str]:
-    """Versions recorded in every sidecar and run."""
-    import numpy
-
-    from opc_core import __version__
-
-    return {
-        "opc_lab": __version__,
-        "torch": torch.__version__,
-        "numpy": numpy.__version__,
-        "python": platform.python_version(),
-    }
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; checkpoints are ordinary shareable files
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def save_checkpoint(model: UnlearnableModel, path: str | Path, meta: dict[str, Any]) -> Path:
-    """Write ``<path>.safetensors`` and ``<path>.json``; returns the weights' path.
-
-    ``meta`` should hold at least dataset, classes, mean, std; architecture fields are filled in from the model.
-    """
-    from safetensors.torch import save
-
-    stem = Path(path)
-    if stem.suffix in (".safetensors", ".json"):
-        stem = stem.with_suffix("")
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    sidecar = {
-        "format": FORMAT,
-        "name": stem.name,
-        "arch": model.arch,
-        "in_channels": model.in_channels,
-        "num_classes": model.num_classes,
-        "image_size": model.image_size,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "versions": library_versions(),
-        **meta,
-    }
-    weights = stem.with_suffix(".safetensors")
-    _atomic_write(weights, save(tensors, metadata={"format": FORMAT, "arch": model.arch}))
-    _atomic_write(stem.with_suffix(".json"), json.dumps(sidecar, indent=2, default=str).encode())
-    return weights
-
-
-def read_sidecar(path: str | Path) -> dict[str, Any]:
-    """The JSON sidecar of a checkpoint (given either file or the common stem)."""
-    side = Path(path).with_suffix(".json")
-    if not side.exists():
-        raise CheckpointError(f"checkpoint sidecar {side.name} not found next to the weights (in {side.parent})")
-    try:
-        meta = json.loads(side.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise CheckpointError(f"sidecar {side.name} is not valid JSON: {exc}") from None
-    if not isinstance(meta, dict):
-        raise CheckpointError(f"sidecar {side.name} must hold a JSON object")
-    for key in ("arch", "in_channels", "num_classes", "image_size"):
-        if key not in meta:
-            raise CheckpointError(f"sidecar {side.name} lacks the field {key!r}")
-    return meta
-
-
-def load_checkpoint(
-    path: str | Path,
-    *,
-    device: str | torch.device | None = None,
-    expect_num_classes: int | None = None,
-    expect_arch: str | None = None,
-    expect_in_channels: int | None = None,
-) -> tuple[UnlearnableModel, dict[str, Any]]:
-    """Rebuild the model a checkpoint describes and load its weights, refusing anything that does not match.
-
-    Raises:
-        CheckpointError: missing or corrupt files, unknown architecture, mismatched tensors, or a checkpoint that
-            does not fit the expected class count / architecture / channels.
-    """
-    from safetensors import SafetensorError
-    from safetensors.torch import load
-
-    weights = Path(path).with_suffix(".safetensors")
-    if not weights.exists():
-        raise CheckpointError(f"checkpoint weights {weights.name} not found in {weights.parent}")
-    meta = read_sidecar(weights)
-    if meta["arch"] not in MODELS:
-        raise CheckpointError(f"checkpoint architecture {meta['arch']!r} is unknown; valid: {MODELS.names()}")
-    checks = (
-        ("architecture", expect_arch, meta["arch"]),
-        ("class count", expect_num_classes, meta["num_classes"]),
-        ("input channels", expect_in_channels, meta["in_channels"]),
-    )
-    for what, want, got in checks:
-        if want is not None and want != got:
-            raise CheckpointError(f"checkpoint {weights.stem}: {what} is {got}, expected {want}")
-    try:
-        state = load(weights.read_bytes())
-    except (SafetensorError, ValueError, OSError) as exc:
-        raise CheckpointError(f"{weights.name} is not a readable safetensors file: {exc}") from None
-    try:
-        model = create_model(meta["arch"], int(meta["in_channels"]), int(meta["num_classes"]), int(meta["image_size"]))
-    except (ValueError, TypeError) as exc:
-        raise CheckpointError(f"sidecar of {weights.stem} describes an impossible model: {exc}") from None
-    _check_state(model, state, weights.name)
-    model.load_state_dict(state)
-    model.to(default_device(device)).eval()
-    meta["path"] = str(weights)
-    return model, meta
-
-
-def _check_state(model: nn.Module, state: dict[str, torch.Tensor], name: str) -> None:
-    expected = model.state_dict()
-    missing, extra = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
-    if missing or extra:
-        raise CheckpointError(
-            f"{name} does not match architecture {model.arch!r}: missing {missing[:5]}, unexpected {extra[:5]}"
-        )
-    for k, v in expected.items():
-        if state[k].shape != v.shape:
-            raise CheckpointError(
-                f"{name}: tensor {k} has shape {tuple(state[k].shape)}, the architecture "
-                f"expects {tuple(v.shape)} (wrong class count or input size?)"
-            )
+NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}"  # a checkpoint name: no path, no odd characters
 
 
 @dataclass(frozen=True)
@@ -193,31 +66,46 @@ class ZooEntry:
         return asdict(self)
 
 
-def list_checkpoints(dataset: str | None = None, model: str | None = None) -> list[ZooEntry]:
-    """Checkpoints in the shipped zoo and the local zoo, optionally filtered; unreadable sidecars are skipped."""
-    out = []
+def _scan() -> Iterator[tuple[Path, bool, dict[str, Any] | str]]:
+    """Every zoo entry with weights: (sidecar path, shipped, its checked sidecar or why it cannot be read)."""
     for folder, shipped in ((paths.SHIPPED_ZOO, True), (paths.local_zoo(), False)):
         for side in sorted(folder.glob("*.json")):
-            weights = side.with_suffix(".safetensors")
-            if not weights.exists():
-                continue
+            if not side.with_suffix(".safetensors").exists():
+                continue  # a sidecar without weights: not (yet) a checkpoint
             try:
-                meta = read_sidecar(side)
-            except CheckpointError as exc:
-                log.warning("skipping %s: %s", side.name, exc)
-                continue
-            entry = ZooEntry(
-                side.stem,
-                meta.get("dataset", "?"),
-                meta["arch"],
-                meta.get("test_accuracy"),
-                str(weights),
-                shipped,
-                meta.get("recipe", {}),
-            )
-            if (dataset is None or entry.dataset == dataset) and (model is None or entry.model == model):
-                out.append(entry)
+                yield side, shipped, read_sidecar(side)
+            except (CheckpointError, OSError) as exc:
+                yield side, shipped, str(exc)
+
+
+def list_checkpoints(dataset: str | None = None, model: str | None = None) -> list[ZooEntry]:
+    """Checkpoints in the shipped zoo and the local zoo, optionally filtered.
+
+    An entry whose sidecar is unreadable or wrong is skipped (logged; :func:`unreadable_checkpoints` names it), so one
+    bad file never breaks the listing, the pages or the default model.
+    """
+    out = []
+    for side, shipped, meta in _scan():
+        if isinstance(meta, str):
+            log.warning("skipping %s: %s", side.name, meta)
+            continue
+        entry = ZooEntry(
+            side.stem,
+            str(meta.get("dataset", "?")),
+            meta["arch"],
+            meta.get("test_accuracy"),
+            str(side.with_suffix(".safetensors")),
+            shipped,
+            meta.get("recipe", {}),
+        )
+        if (dataset is None or entry.dataset == dataset) and (model is None or entry.model == model):
+            out.append(entry)
     return out
+
+
+def unreadable_checkpoints() -> dict[str, str]:
+    """``{file name: why}`` for every zoo entry that :func:`list_checkpoints` skips (for a page to name them)."""
+    return {side.name: meta for side, _, meta in _scan() if isinstance(meta, str)}
 
 
 def find_checkpoint(dataset: str, model: str) -> ZooEntry | None:
@@ -233,6 +121,13 @@ class TrainConfig(OptimConfig):
     epochs: float = hp(15.0, "Training epochs", 0.05, 500)
     batch_size: int = hp(128, "Mini-batch size", 8, 4096)
     lr: float = hp(0.05, "Peak learning rate (cosine decay to 0)", 1e-6, 10.0)
+
+
+def train_config(params: Any) -> TrainConfig:
+    """The recipe of a train run's parameters (a ``TrainParams``): the defaults under its epochs, lr, batch size and
+    seed, checked like every config (a value out of range or not finite is refused naming the key)."""
+    over = {k: getattr(params, k) for k in ("epochs", "lr", "batch_size") if getattr(params, k) is not None}
+    return build_config(TrainConfig, overrides={**over, "seed": params.seed}, owner="training")
 
 
 def fit_classifier(
@@ -259,6 +154,37 @@ def fit_classifier(
     return run_loop(model, loss_fn, {"train": stream}, cfg, options)
 
 
+def _taken(stem: Path) -> bool:
+    return stem.with_suffix(".safetensors").exists() or stem.with_suffix(".json").exists()
+
+
+def train_destination(dataset: str, arch: str, seed: int, out: str | Path | None = None) -> Path:
+    """The stem a trained checkpoint is saved under; never that of an existing checkpoint.
+
+    ``out`` (a stem, or a folder) that already holds a checkpoint is refused; the zoo's default name
+    ``<dataset>__<arch>__s<seed>`` gets the first free suffix ``-2``, ``-3``, ... when a local or shipped checkpoint
+    has it (:func:`train_base_model` says so).
+
+    Raises:
+        ValueError: ``out`` names an existing checkpoint.
+    """
+    default = f"{dataset}__{arch}__s{seed}"
+    if out:
+        stem = Path(out)
+        if stem.is_dir() or str(out).endswith(("/", "\\")):
+            stem = stem / default
+        elif stem.suffix in (".safetensors", ".json"):
+            stem = stem.with_suffix("")
+        if _taken(stem):
+            raise ValueError(f"{stem}.safetensors already exists; choose another --out or delete that checkpoint")
+        return stem
+    stem, n = paths.local_zoo() / default, 1
+    while _taken(stem) or _taken(paths.SHIPPED_ZOO / stem.name):
+        n += 1
+        stem = paths.local_zoo() / f"{default}-{n}"
+    return stem
+
+
 def train_base_model(
     dataset: str,
     arch: str,
@@ -270,12 +196,16 @@ def train_base_model(
     out: str | Path | None = None,
     data_root: str | Path | None = None,
 ) -> tuple[UnlearnableModel, dict[str, Any]]:
-    """Train ``arch`` on ``dataset`` from scratch and save it as a checkpoint (local zoo unless ``out``).
+    """Train ``arch`` on ``dataset`` from scratch and save it as a checkpoint (see :func:`train_destination`).
 
     Returns:
         The trained model and its sidecar metadata (with ``path``).
     """
     cfg = cfg or TrainConfig()
+    validate_config(cfg)
+    stem = train_destination(dataset, arch, cfg.seed, out)
+    if not out and stem.name != f"{dataset}__{arch}__s{cfg.seed}":
+        log.warning("a checkpoint of that name is in the zoo; this one is saved as %s (none is overwritten)", stem.name)
     dev = default_device(device)
     data = load_dataset(dataset, root=data_root, device=dev)
     seed_everything(cfg.seed)
@@ -295,9 +225,6 @@ def train_base_model(
         "train_seconds": round(result.elapsed_s, 1),
         "device": str(dev),
     }
-    stem = Path(out) if out else paths.local_zoo() / f"{dataset}__{arch}__s{cfg.seed}"
-    if stem.suffix == "" and (stem.is_dir() or out and str(out).endswith(os.sep)):
-        stem = stem / f"{dataset}__{arch}__s{cfg.seed}"
     weights = save_checkpoint(model, stem, meta)
     meta["path"] = str(weights)
     log.info("trained %s on %s: test accuracy %.2f%% in %.1fs", arch, dataset, acc, result.elapsed_s)
@@ -328,56 +255,73 @@ def load_for(dataset: str, arch: str, checkpoint: str | Path | None = None, *, d
     return data, model, meta
 
 
-def install_checkpoint(files: Sequence[tuple[str, bytes]], dataset_name: str, data: ImageData | None = None) -> str:
-    """Validate a checkpoint given as file contents (a ``.safetensors`` and its ``.json`` sidecar, e.g. an upload)
-    and copy it into the local zoo.
+def check_upload_size(nbytes: int) -> None:
+    """Refuse a checkpoint pair of more than :data:`MAX_UPLOAD_BYTES` (checked before a file is read)."""
+    if nbytes > MAX_UPLOAD_BYTES:
+        raise ValueError(f"checkpoint too large: {nbytes / 2**20:.1f} MiB (limit {MAX_UPLOAD_BYTES // 2**20} MiB)")
 
-    The pair is written to a temporary folder and loaded with :func:`load_checkpoint` (never unpickled) against the
-    dataset's class count, channels and image size; only a checkpoint that loads is copied. ``data``: the dataset
-    if already loaded. Returns the checkpoint's name.
 
-    Raises:
-        ValueError: anything else, with a message saying what is wrong (CheckpointError is a ValueError).
-    """
-    import re
-    import shutil
-
+def _pair(files: Sequence[tuple[str, bytes]]) -> tuple[str, bytes, bytes]:
+    """(name, weights, sidecar) of an uploaded pair NAME.safetensors + NAME.json (extensions in any case)."""
     by_ext: dict[str, list[tuple[str, bytes]]] = {}
     for name, content in files:
         by_ext.setdefault(Path(name).suffix.lower(), []).append((Path(name).name, content))
     odd = sorted(set(by_ext) - {".safetensors", ".json"})
+    limit = f"{MAX_UPLOAD_BYTES // 2**20} MiB"
+    if not by_ext.get(".safetensors") and not odd and len(by_ext.get(".json", [])) == 1:
+        raise ValueError(
+            f"the weights {Path(by_ext['.json'][0][0]).stem}.safetensors are missing: upload both files "
+            f"(a file over the {limit} limit is not accepted)"
+        )
     if odd or len(by_ext.get(".safetensors", [])) != 1 or len(by_ext.get(".json", [])) != 1:
         raise ValueError(
-            "upload exactly two files: the weights NAME.safetensors and the sidecar NAME.json"
+            f"upload exactly two files: the weights NAME.safetensors and the sidecar NAME.json, {limit} at most"
             + (f" (got unexpected {', '.join(odd)})" if odd else "")
         )
     (w_name, w_bytes), (j_name, j_bytes) = by_ext[".safetensors"][0], by_ext[".json"][0]
     stem = Path(w_name).stem
     if Path(j_name).stem != stem:
         raise ValueError(f"the two files must share one name: {w_name} and {j_name} differ")
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}", stem):
+    if not re.fullmatch(NAME_PATTERN, stem):
         raise ValueError(f"checkpoint name {stem!r} may hold only letters, digits, '_', '-' and '.'")
-    if len(w_bytes) + len(j_bytes) > MAX_UPLOAD_BYTES:
-        raise ValueError(f"checkpoint too large (limit {MAX_UPLOAD_BYTES // 2**20} MiB)")
+    check_upload_size(len(w_bytes) + len(j_bytes))
+    return stem, w_bytes, j_bytes
+
+
+def install_checkpoint(files: Sequence[tuple[str, bytes]], dataset_name: str, data: ImageData | None = None) -> str:
+    """Validate a checkpoint given as file contents (a ``.safetensors`` and its ``.json`` sidecar, e.g. an upload)
+    and add it to the local zoo with its test accuracy measured here.
+
+    The sidecar is checked, the pair is loaded with :func:`load_checkpoint` (never unpickled) against the dataset's
+    class count, channels and image size, and the model's accuracy on the dataset's test split replaces whatever the
+    sidecar claimed. ``data``: the dataset if already loaded. Returns the checkpoint's name.
+
+    Raises:
+        ValueError: anything wrong, with a message saying what (CheckpointError is a ValueError).
+    """
+    stem, w_bytes, j_bytes = _pair(files)
+    side = parse_sidecar(j_bytes, f"{stem}.json")
     data = data if data is not None else load_dataset(dataset_name, device="cpu")
     with tempfile.TemporaryDirectory(prefix="opc-upload-") as tmp:
-        for name, content in ((w_name, w_bytes), (j_name, j_bytes)):
-            (Path(tmp) / name).write_bytes(content)
-        model, meta = load_checkpoint(
-            Path(tmp) / w_name, device="cpu", expect_num_classes=data.num_classes, expect_in_channels=data.in_channels
+        for suffix, content in ((".safetensors", w_bytes), (".json", j_bytes)):
+            (Path(tmp) / stem).with_suffix(suffix).write_bytes(content)
+        model, _ = load_checkpoint(
+            Path(tmp) / f"{stem}.safetensors",
+            device="cpu",
+            expect_num_classes=data.num_classes,
+            expect_in_channels=data.in_channels,
         )
-        if model.image_size != data.image_size:
-            raise ValueError(
-                f"the checkpoint expects {model.image_size}px images; {dataset_name} has {data.image_size}px"
-            )
-        if meta.get("dataset") not in (None, dataset_name):
-            raise ValueError(f"the checkpoint was trained on {meta['dataset']!r}, not {dataset_name!r}")
-        if meta.get("dataset") is None:  # record which dataset it was validated against, so the zoo lists it there
-            side = json.loads(j_bytes)
-            (Path(tmp) / j_name).write_text(json.dumps({**side, "dataset": dataset_name}, indent=2))
-        dest = paths.local_zoo()
-        if (dest / w_name).exists() or (paths.SHIPPED_ZOO / w_name).exists():
-            raise ValueError(f"a checkpoint named {stem!r} is already in the zoo; rename the files")
-        for name in (j_name, w_name):  # sidecar first: the zoo lists a checkpoint only once its weights exist
-            shutil.copyfile(Path(tmp) / name, dest / name)
+    if model.image_size != data.image_size:
+        raise ValueError(f"the checkpoint expects {model.image_size}px images; {dataset_name} has {data.image_size}px")
+    if side.get("dataset") not in (None, dataset_name):
+        raise ValueError(f"the checkpoint was trained on {side['dataset']!r}, not {dataset_name!r}")
+    dest = paths.local_zoo() / stem
+    if _taken(dest) or _taken(paths.SHIPPED_ZOO / stem):
+        raise ValueError(f"a checkpoint named {stem!r} is already in the zoo; rename the files")
+    measured = accuracy(model, data.to("cpu"), split="test")
+    side = to_jsonable({**side, "name": stem, "dataset": dataset_name, "test_accuracy": round(measured, 2)})
+    side["test_accuracy_source"] = "measured on install (test split)"
+    atomic_write(dest.with_suffix(".json"), sidecar_bytes(side))  # listed only once its weights exist
+    atomic_write(dest.with_suffix(".safetensors"), w_bytes)
+    log.info("installed %s: %.2f%% test accuracy on %s", stem, measured, dataset_name)
     return stem
