@@ -4,8 +4,10 @@ A run is a loss function plugged into :func:`run_loop`: ``loss_fn(model, batch, 
 ``batch`` maps stream names ("train", "retain", "forget", ...) to ``(x, y)`` mini-batches, ``progress`` says which step
 of how many this is (a :class:`Progress`, or a subclass carrying a method's state) and ``logs`` maps named loss terms
 to scalars. The loop owns the mechanics: optimiser and schedule, AMP (bf16) and channels_last on CUDA, gradient
-clipping, seeding, cancellation (a ``threading.Event``-like ``stop`` checked every step) and progress, which leaves
-only through ``on_step(StepInfo)``. It never prints, draws or touches a UI. (Shape after karpathy/minGPT's trainer.)
+clipping, seeding, cancellation (a ``threading.Event``-like ``stop`` checked every step), divergence (a loss that
+turns NaN or infinite raises :class:`NonFiniteLossError` naming the step and the term, before it reaches the weights)
+and progress, which leaves only through ``on_step(StepInfo)``. It never prints, draws or touches a UI. (Shape after
+karpathy/minGPT's trainer.)
 """
 
 from __future__ import annotations
@@ -25,6 +27,21 @@ from opc_core.env.device import model_device
 
 Batch = dict[str, tuple[torch.Tensor, torch.Tensor]]
 LossFn = Callable[[nn.Module, Batch, Any], tuple[torch.Tensor, Mapping[str, Any]]]
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The loss became NaN or infinite: the run diverged (the message names the step and the loss term)."""
+
+
+def nonfinite_message(step: int, total: int, loss: torch.Tensor, logs: Mapping[str, Any]) -> str:
+    """Which step of how many went non-finite, in which named loss term, and what to try instead."""
+    values = {k: float(v) for k, v in logs.items()}
+    bad = [f"{k} = {v}" for k, v in values.items() if not math.isfinite(v)]
+    where = ", ".join(bad) if bad else f"total loss = {float(loss.detach())}"
+    return (
+        f"the loss became non-finite at step {step} of {total} ({where}): the run diverged; "
+        "lower the learning rate or set grad_clip"
+    )
 
 
 class StopFlag(Protocol):
@@ -225,6 +242,8 @@ def run_loop(
             batch = {k: (x.contiguous(memory_format=torch.channels_last), y) for k, (x, y) in batch.items()}
         with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_amp):
             loss, logs = loss_fn(model, batch, progress)
+        if not bool(torch.isfinite(loss.detach()).all()):  # before the step: the weights stay as they were
+            raise NonFiniteLossError(nonfinite_message(step + 1, total, loss, logs))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if cfg.grad_clip > 0:
