@@ -248,7 +248,12 @@ def locate_or_fetch(
     """
     folder, missing = locate(root)
     if missing and download and fetch is not None:
-        fetch(root)
+        try:
+            fetch(root)
+        except Exception as exc:  # offline, a mirror down, a full disk: say so, and how to get the files instead
+            cause = " ".join(f"{type(exc).__name__}: {exc}".split())
+            how = f"Downloading them failed ({cause}); check the network connection, or copy the files into {folder}."
+            raise DatasetMissingError(name, folders or [folder], expected, missing, how) from None
         folder, missing = locate(root)
     if missing:
         raise DatasetMissingError(name, folders or [folder], expected, missing, how)

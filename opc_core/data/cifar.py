@@ -63,9 +63,16 @@ class RestrictedUnpickler(pickle.Unpickler):
 
 
 def restricted_load(path: str | Path) -> Any:
-    """Unpickle ``path`` with :class:`RestrictedUnpickler` (``encoding="bytes"`` for Python 2 pickles)."""
-    data = Path(path).read_bytes()
-    return RestrictedUnpickler(io.BytesIO(data), encoding="bytes").load()
+    """Unpickle ``path`` with :class:`RestrictedUnpickler` (``encoding="bytes"`` for Python 2 pickles).
+
+    Raises:
+        ValueError: naming the file, for a refused global and for any garbage, empty or truncated file.
+    """
+    try:
+        data = Path(path).read_bytes()
+        return RestrictedUnpickler(io.BytesIO(data), encoding="bytes").load()
+    except Exception as exc:  # garbage fails inside the unpickler in many ways (EOFError, KeyError, ...)
+        raise ValueError(f"{path}: not a readable dataset batch file ({type(exc).__name__}: {exc})") from None
 
 
 def _str_keys(obj: Any, path: Path) -> dict[str, Any]:
@@ -79,8 +86,11 @@ def _batch(path: Path, label_key: str) -> tuple[np.ndarray, np.ndarray]:
     d = _str_keys(restricted_load(path), path)
     if "data" not in d or label_key not in d:
         raise ValueError(f"{path}: missing key 'data' or {label_key!r} (has {sorted(d)})")
-    x = np.asarray(d["data"], dtype=np.uint8)  # (N, 3072)
-    y = np.asarray(d[label_key], dtype=np.int64).reshape(-1)  # (N,)
+    try:
+        x = np.asarray(d["data"], dtype=np.uint8)  # (N, 3072)
+        y = np.asarray(d[label_key], dtype=np.int64).reshape(-1)  # (N,)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise ValueError(f"{path}: 'data' / {label_key!r} are not arrays of images and labels ({exc})") from None
     if x.ndim != 2 or x.shape[1] != 3 * 32 * 32 or x.shape[0] != y.shape[0]:
         raise ValueError(f"{path}: data {x.shape} / labels {y.shape} are not (N, 3072) / (N,)")
     return x.reshape(-1, 3, 32, 32), y
@@ -90,7 +100,10 @@ def _names(path: Path, key: str) -> list[str]:
     d = _str_keys(restricted_load(path), path)
     if key not in d:
         raise ValueError(f"{path}: missing key {key!r} (has {sorted(d)})")
-    return [n.decode("utf-8") if isinstance(n, bytes) else str(n) for n in d[key]]
+    try:
+        return [n.decode("utf-8") if isinstance(n, bytes) else str(n) for n in d[key]]
+    except (TypeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path}: {key!r} is not a list of class names ({exc})") from None
 
 
 def cifar10_expected(root: Path) -> list[Path]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,8 @@ TEST_FRACTION = 0.2
 """Per-class test share when the folder has no ``train/``/``test/`` split."""
 
 SPLIT_SEED = 0
+MAX_PIXELS = 4096 * 4096
+"""Larger images are skipped (a decompression bomb would need gigabytes; a photo needs far fewer pixels)."""
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"})
 EXPECTED = "<class name>/<image files>"
 _GRAY_MODES = frozenset({"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"})
@@ -49,14 +52,28 @@ def _has_split(folder: Path) -> bool:
     return (folder / "train").is_dir() and (folder / "test").is_dir()
 
 
+def _has_image(folder: Path) -> bool:
+    return any(p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS for p in folder.iterdir())
+
+
 def locate_imagefolder(root: Path) -> tuple[Path, list[str]]:
-    """``(folder, missing)``: missing is empty once some class sub-folder holds an image."""
+    """``(folder, missing)``: missing is empty once two or more class sub-folders hold images and none is empty.
+
+    An empty class folder or a single class is reported here (so the dataset is not listed as available) rather
+    than dropped silently or failing later: a classifier needs two classes, and a class without images is a mistake.
+    """
     folder = imagefolder_dir(root)
     base = folder / "train" if _has_split(folder) else folder
-    for d in _class_dirs(base):
-        if any(p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS for p in d.iterdir()):
-            return folder, []
-    return folder, [EXPECTED]
+    dirs = _class_dirs(base)
+    full = [d.name for d in dirs if _has_image(d)]
+    empty = [d.name for d in dirs if d.name not in full]
+    if not full:
+        return folder, [EXPECTED]
+    if empty:
+        return folder, [f"images in the empty class folder(s) {', '.join(empty)}"]
+    if len(full) < 2:
+        return folder, [f"a second class folder (a classifier needs two classes; only {full[0]!r} holds images)"]
+    return folder, []
 
 
 def _collect(base: Path, classes: list[str] | None) -> tuple[list[str], list[Path], list[int]]:
@@ -89,9 +106,13 @@ def _read_images(paths: list[Path], labels: list[int]) -> tuple[np.ndarray, np.n
     modes: list[str | None] = []
     for p in paths:
         try:
-            with Image.open(p) as img:
-                modes.append(img.mode)
-        except (UnidentifiedImageError, OSError) as exc:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own, lower limit follows
+                with Image.open(p) as img:  # reads the header only
+                    if img.width * img.height > MAX_PIXELS:
+                        raise OSError(f"{img.width}x{img.height} pixels, over the limit of {MAX_PIXELS}")
+                    modes.append(img.mode)
+        except (UnidentifiedImageError, Image.DecompressionBombError, OSError) as exc:
             log.warning("skipping unreadable image %s (%s)", p, exc)
             modes.append(None)
     readable = [m for m in modes if m is not None]
@@ -139,6 +160,10 @@ def load_imagefolder(root: Path, download: bool = False) -> ImageData:
         train_x, train_y, test_x, test_y = x[train_idx], y[train_idx], x[test_idx], y[test_idx]
     if len(train_y) == 0:
         raise ValueError(f"{folder}: no readable training images")
+    counts = np.bincount(train_y, minlength=len(classes))
+    if (counts == 0).any():
+        lost = [c for c, n in zip(classes, counts, strict=True) if n == 0]
+        raise ValueError(f"{folder}: class folder(s) {', '.join(lost)} hold no readable training images")
     log.info(
         "imagefolder %s: %d classes, %d train, %d test, mode %s", folder, len(classes), len(train_y), len(test_y), mode
     )
