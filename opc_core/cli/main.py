@@ -30,8 +30,13 @@ def command(name: str, help: str, arguments: Callable[[argparse.ArgumentParser],
 
 
 def emit(args: argparse.Namespace, payload: Any, human: Callable[[Any], str]) -> None:
-    """Write ``payload`` as JSON (``--json``) or as the human text ``human(payload)``."""
-    text = json.dumps(payload, indent=2, default=str) if getattr(args, "json", False) else human(payload)
+    """Write ``payload`` as strict JSON (``--json``; NaN and infinities become null) or as ``human(payload)``."""
+    from opc_core.env.jsonable import to_jsonable
+
+    if getattr(args, "json", False):
+        text = json.dumps(to_jsonable(payload), indent=2, allow_nan=False)
+    else:
+        text = human(payload)
     sys.stdout.write(text.rstrip("\n") + "\n")
 
 
@@ -80,7 +85,7 @@ def _zoo_args(p: argparse.ArgumentParser) -> None:
 def _zoo(args: argparse.Namespace) -> None:
     from pathlib import Path
 
-    from opc_core.train.zoo import install_checkpoint, list_checkpoints
+    from opc_core.train.zoo import check_upload_size, install_checkpoint, list_checkpoints
 
     if args.install:
         if not args.dataset:
@@ -90,6 +95,7 @@ def _zoo(args: argparse.Namespace) -> None:
         for f in (weights, sidecar):
             if not f.is_file():
                 raise FileNotFoundError(f"{f} not found: --install needs NAME.safetensors and NAME.json side by side")
+        check_upload_size(weights.stat().st_size + sidecar.stat().st_size)  # before reading either file
         name = install_checkpoint([(f.name, f.read_bytes()) for f in (weights, sidecar)], args.dataset)
         logging.getLogger("opc_core.train.zoo").info("installed %s into the local zoo", name)
     rows = [e.to_dict() for e in list_checkpoints(args.dataset, args.model)]
@@ -176,16 +182,70 @@ def progress_logger(name: str, every_s: float):
 
 
 def run_workflow(args: argparse.Namespace, params, every_s: float = 5.0) -> dict:
-    """Run the workflow of ``params`` here as a stored run (the one lifecycle), logging its progress."""
+    """Run the workflow of ``params`` here as a stored run (the one lifecycle), logging its progress.
+
+    Its settings are checked first (:func:`preflight`), so a bad value is one error line and stores nothing.
+    """
     from opc_core.workflows import Options, start
 
+    preflight(params)
     on_step = progress_logger(f"opc_core.{type(params).kind}", every_s)
     return start(params, options=Options(on_step=on_step, device=args.device))
 
 
+def preflight(params) -> None:
+    """Build what a run of ``params`` builds from its settings (method, training and attack configs, named datasets,
+    models and runs) without running it: each refusal names the key, and nothing is stored. The workflow builds the
+    same again when it runs, so this only moves the error before the run exists.
+    """
+    from opc_core.config import build_config, parse_variant
+    from opc_core.data import DATASETS
+    from opc_core.methods import list_methods, make_config
+    from opc_core.models import MODELS
+
+    kind = type(params).kind
+    if kind in ("train", "unlearn", "bench"):
+        DATASETS.get(params.dataset)
+        MODELS.get(params.model)
+    if kind == "train":
+        from opc_core.train.zoo import train_config, train_destination
+
+        train_config(params)
+        train_destination(params.dataset, params.model, params.seed, params.out)
+    elif kind == "unlearn":
+        make_config(params.method, {"seed": params.seed, **params.overrides}, params.dataset)
+    elif kind == "bench":
+        from opc_core.attacks.inversion import InversionConfig
+
+        for spec in list_methods() if list(params.methods) == ["all"] else params.methods:
+            _, method, over = parse_variant(spec)
+            make_config(method, {"seed": params.seed, **over}, params.dataset)
+        build_config(InversionConfig, overrides=params.inversion_settings, owner="gradient inversion")
+    elif kind == "attack":
+        from opc_core.attacks import list_attacks
+        from opc_core.attacks.inversion import InversionConfig
+        from opc_core.runs.store import RunStore
+        from opc_core.workflows.attack import _configs
+
+        if params.attack == "recovery":
+            _configs(list_attacks(), params.settings)
+        else:
+            build_config(InversionConfig, overrides=params.settings, owner="gradient inversion")
+        store = RunStore()
+        for run_id in params.run_ids:
+            store.get(run_id)  # KeyError naming the run
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line, like every other error of the command line."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every registered sub-command."""
-    parser = argparse.ArgumentParser(prog="python -m opc_core", description=__doc__.split("\n")[0])
+    parser = _Parser(prog="python -m opc_core", description=__doc__.split("\n")[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
     for name, (add_args, _, help_text) in COMMANDS.items():
@@ -199,7 +259,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the process exit code (2 for bad input, 1 for failures)."""
     _load_command_modules()
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # --help (0) or a usage error (2, already written as one line)
+        return exc.code if isinstance(exc.code, int) else 2
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         stream=sys.stderr,
@@ -210,21 +273,26 @@ def main(argv: list[str] | None = None) -> int:
         COMMANDS[args.command][1](args)
     except (KeyError, ValueError, FileNotFoundError) as exc:
         msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
-        sys.stderr.write(f"error: {msg}\n")
+        _say("error", msg)
         return 2
     except (InterruptedError, KeyboardInterrupt) as exc:
-        sys.stderr.write(f"stopped: {exc or 'Ctrl-C'}\n")
+        _say("stopped", str(exc) or "Ctrl-C")
         return 130 if isinstance(exc, KeyboardInterrupt) else 1
     except Terminated:
-        sys.stderr.write("stopped: terminated (SIGTERM)\n")
+        _say("stopped", "terminated (SIGTERM)")
         return 143
     except Exception as exc:  # one line, never a traceback (``-v`` logs it); the run, if any, recorded it in full
         logging.getLogger("opc_core.cli").debug("traceback", exc_info=True)
-        sys.stderr.write(f"error: {type(exc).__name__}: {exc}\n")
+        _say("error", f"{type(exc).__name__}: {exc}")
         return 1
     finally:
         signal.signal(signal.SIGTERM, previous)
     return 0
+
+
+def _say(what: str, message: object) -> None:
+    """One line on stderr, whatever the message holds (a multi-line text is joined)."""
+    sys.stderr.write(f"{what}: {' '.join(str(message).split())}\n")
 
 
 def _terminate(signum, frame) -> None:
@@ -235,7 +303,7 @@ def _load_command_modules() -> None:
     """Import the modules that add further sub-commands (unlearning, attacks, benchmark), when present."""
     import importlib
 
-    for mod in ("opc_core.cli.unlearn", "opc_core.cli.attack"):
+    for mod in ("opc_core.cli.unlearn", "opc_core.cli.attack", "opc_core.cli.sweep"):
         try:
             importlib.import_module(mod)
         except ModuleNotFoundError as exc:

@@ -52,16 +52,27 @@ def load_run(run_id: str, store=None, device=None) -> LoadedRun:
     return LoadedRun(run, data, Split.from_dict(run.split), original, unlearned)
 
 
-def _configs(names: Sequence[str], settings: Mapping[str, Any]) -> dict[str, Any]:
-    """Per-attack configs with every setting that the attack's Config has a field for."""
-    from opc_core.attacks import get_attack
+def _configs(names: Sequence[str], settings: Mapping[str, Any], extra: Sequence[type] = ()) -> dict[str, Any]:
+    """Per-attack configs, each from the settings its Config has a field for, checked like every config.
 
-    cfgs = {}
-    for name in names:
-        cls = get_attack(name).config
-        fields = {f.name for f in dataclasses.fields(cls)}
-        cfgs[name] = cls(**{k: v for k, v in settings.items() if k in fields})
-    return cfgs
+    A setting that no attack named here (nor any config in ``extra``) has is refused, listing the valid ones; a value
+    of the wrong type, not finite or out of range is refused naming the key (:func:`opc_core.config.build_config`).
+    """
+    from opc_core.attacks import get_attack
+    from opc_core.config import build_config
+
+    classes = {name: get_attack(name).config for name in names}
+    fields = {name: {f.name for f in dataclasses.fields(cls)} for name, cls in classes.items()}
+    valid = set().union(*fields.values(), *({f.name for f in dataclasses.fields(c)} for c in extra))
+    unknown = sorted(set(settings) - valid)
+    if unknown:
+        raise ValueError(f"unknown attack setting(s) {unknown}; valid: {sorted(valid)}")
+    return {
+        name: build_config(
+            cls, overrides={k: v for k, v in settings.items() if k in fields[name]}, owner=f"attack {name!r}"
+        )
+        for name, cls in classes.items()
+    }
 
 
 def recovery_for_run(
@@ -102,13 +113,13 @@ def inversion_for_runs(
         ``{"inversion": {model_key: {"psnr": mean, "ssim": mean}}, "images": [train indices]}``.
     """
     from opc_core.attacks.inversion import Gallery, InversionConfig, invert
+    from opc_core.config import build_config
     from opc_core.runs.store import RunStore
 
     store = store or RunStore()
     loaded = [load_run(r, store) for r in run_ids]
     first = loaded[0]
-    fields = {f.name for f in dataclasses.fields(InversionConfig)}
-    cfg = InversionConfig(**{k: v for k, v in (settings or {}).items() if k in fields})
+    cfg = build_config(InversionConfig, overrides=dict(settings or {}), owner="gradient inversion")
     idx = forget_sample(first.split, n_images, seed=int((settings or {}).get("seed", 0)))
     images, labels = first.data.train_x[idx.to(first.data.device)], first.data.train_y[idx.to(first.data.device)]
     targets = {"original": first.original, **{lr.run.id: lr.unlearned for lr in loaded}}
