@@ -9,6 +9,8 @@ from pathlib import Path
 
 import streamlit as st
 
+from pages._address import refuse_remote_sessions
+
 FIGURE = Path(__file__).resolve().parent / "assets" / "img" / "shallow_vs_deep.png"
 PRESET = {
     "dataset": "fashion_mnist_small",
@@ -91,4 +93,5 @@ def home() -> None:
 pages = [st.Page(home, title="Home", icon=":material/home:", default=True)]
 pages += [st.Page(path, title=title, icon=f":material/{icon}:") for path, title, icon, _ in WORKFLOW]
 st.set_page_config(page_title="OPC Lab", page_icon=":material/ink_eraser:", layout="wide")
+refuse_remote_sessions()  # a browser on another machine is refused if the server listens everywhere
 st.navigation(pages).run()
