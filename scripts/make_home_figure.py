@@ -1,12 +1,13 @@
-"""Draw the home page's picture from real models: shallow (FT) vs deep (OPC) forgetting in one shared PCA map.
+"""Draw the home page's picture from real models: shallow vs deep forgetting in one shared PCA map.
 
-Loads the shipped pretrained ``cnn_small`` on the embedded Fashion-MNIST subset, unlearns classes 0, 1, 2 with FT and
-with OPC (the dataset's presets, epochs capped for speed), fits a 2-D PCA on the ORIGINAL model's penultimate features
-of a fixed sample and projects all three models' features into that same map. Each panel's title carries UA and the
-recovered UA after the paper's feature-mapping (FM) attack. Writes ``assets/img/shallow_vs_deep.png`` and a JSON file
-with the numbers next to it.
+Loads the shipped pretrained ``cnn_small`` on the embedded Fashion-MNIST subset, unlearns classes 0, 1, 2 (split and
+unlearning seed 0) with FT, OPC on the logits (the paper's loss) and OPC-features, each with its preset, fits a 2-D
+PCA on the ORIGINAL model's penultimate features of a fixed sample and projects every model's features into that same
+map; the forget points are coloured by their true class. Each panel's title carries UA, the UA left after the paper's
+feature-mapping (FM) attack, and the accuracy of a linear probe telling the forget classes apart inside D_f (the
+diagnostic of docs/science.md §9). Writes ``assets/img/shallow_vs_deep.png`` and a JSON file with the numbers.
 
-    .venv/bin/python scripts/make_home_figure.py [--epochs 3] [--out assets/img/shallow_vs_deep.png]
+    .venv/bin/python scripts/make_home_figure.py [--out assets/img/shallow_vs_deep.png]
 """
 
 from __future__ import annotations
@@ -27,7 +28,6 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--dataset", default="fashion_mnist_small")
     ap.add_argument("--model", default="cnn_small")
-    ap.add_argument("--epochs", type=float, default=3.0, help="cap on the unlearning epochs of each method")
     ap.add_argument("--out", default=str(ROOT / "assets" / "img" / "shallow_vs_deep.png"))
     args = ap.parse_args()
 
@@ -37,8 +37,11 @@ def main() -> None:
     import matplotlib.pyplot as plt
     import torch
 
-    from opc_core.attacks import run_recovery
+    from opc_core.attacks import FeatureBank, run_recovery
+    from opc_core.attacks.recovery.diagnostic import where_forgotten
     from opc_core.methods import get_method, make_config
+    from opc_core.methods.opc import method_label
+    from opc_core.report.plots import CLASS_COLORS
     from opc_core.train.inference import features_and_logits
     from opc_core.train.zoo import load_for
     from opc_core.workflows.unlearn import build_split, sample_indices
@@ -51,19 +54,25 @@ def main() -> None:
     is_forget = np.r_[np.ones(len(sample["forget"]), bool), np.zeros(len(sample["retain"]), bool)]
     labels = data.train_y[idx].numpy()
 
+    methods = ("ft", "opc", "opc_features")
     models, numbers = {"original": original}, {}
-    for method in ("ft", "opc"):
-        cfg = make_config(method, {}, args.dataset)
-        if cfg.epochs > args.epochs:
-            cfg = make_config(method, {"epochs": args.epochs}, args.dataset)
+    for method in methods:
+        cfg = make_config(method, {"seed": 0}, args.dataset)
         t0 = time.perf_counter()
         models[method] = get_method(method)(original, data, split, cfg)
         numbers[method] = {"epochs": cfg.epochs, "seconds": round(time.perf_counter() - t0, 1)}
     for name, model in models.items():
         _, z = features_and_logits(model, data, split.forget_idx)
         acc = 100.0 * float((z.argmax(1) == data.train_y[split.forget_idx]).float().mean())
-        rec = run_recovery(model, original, data, split, ["fm"])["fm"]["recovered_ua"] if name != "original" else None
-        numbers.setdefault(name, {}).update(ua=round(100.0 - acc, 1), fm_recovered_ua=rec and round(rec, 1))
+        bank = FeatureBank(model, original, data, split)
+        rec = run_recovery(model, original, data, split, ["fm"], bank=bank)["fm"]["recovered_ua"]
+        diag = where_forgotten(model, original, data, split, bank=bank)
+        numbers.setdefault(name, {}).update(
+            ua=round(100.0 - acc, 1),
+            fm_recovered_ua=round(rec, 1),
+            probe_inside=round(diag["probe_inside"], 1),
+            fm_null_ua=round(diag["fm_null_ua"], 1),
+        )
 
     feats = {k: features_and_logits(m, data, idx)[0].numpy() for k, m in models.items()}  # (n, D) each
     mean = feats["original"].mean(0, keepdims=True)
@@ -73,31 +82,34 @@ def main() -> None:
     lo, hi = allp.min(0), allp.max(0)
     pad = 0.05 * (hi - lo)
 
-    titles = {"original": "Original model", "ft": "FT: shallow forgetting", "opc": "OPC: deep forgetting"}
-    fig, axes = plt.subplots(1, 3, figsize=(12, 4.1), dpi=110)
-    for ax, name in zip(axes, ("original", "ft", "opc")):
+    titles = {
+        "original": "Original model",
+        "ft": "FT: shallow",
+        "opc": f"{method_label('opc')}: shallow",
+        "opc_features": f"{method_label('opc_features')}: deep",
+    }
+    fig, axes = plt.subplots(1, 4, figsize=(15, 4.3), dpi=110)
+    for ax, name in zip(axes, ("original", *methods)):
         p = pts[name]
         ax.scatter(p[~is_forget, 0], p[~is_forget, 1], s=5, c="#9AA5B1", alpha=0.5, label="retain set", lw=0)
-        for c, marker in zip(sorted(set(labels[is_forget])), ("o", "s", "^")):
+        for c in sorted(set(labels[is_forget])):
             m = is_forget & (labels == c)
-            ax.scatter(
-                p[m, 0], p[m, 1], s=9, c="#D62728", marker=marker, alpha=0.8, lw=0, label=f"forget: {data.classes[c]}"
-            )
+            ax.scatter(p[m, 0], p[m, 1], s=9, c=CLASS_COLORS[c], alpha=0.85, lw=0, label=f"forget: {data.classes[c]}")
         n = numbers[name]
         sub = (
-            "before unlearning"
+            f"UA {n['ua']:.0f}% · probe inside D_f {n['probe_inside']:.0f}%"
             if name == "original"
-            else f"UA {n['ua']:.0f}% · after FM attack {n['fm_recovered_ua']:.0f}%"
+            else f"UA {n['ua']:.0f}% · after FM {n['fm_recovered_ua']:.0f}% · probe inside D_f {n['probe_inside']:.0f}%"
         )
-        ax.set_title(f"{titles[name]}\n{sub}", fontsize=10)
+        ax.set_title(f"{titles[name]}\n{sub}", fontsize=9)
         ax.set_xlim(lo[0] - pad[0], hi[0] + pad[0])
         ax.set_ylim(lo[1] - pad[1], hi[1] + pad[1])
         ax.set_xticks([])
         ax.set_yticks([])
     axes[0].legend(fontsize=7, loc="lower left", markerscale=2)
     fig.suptitle(
-        f"Penultimate features of {args.model} on {args.dataset} (PCA fitted on the original model; "
-        "red = the 3 forgotten classes)",
+        f"Penultimate features of {args.model} on {args.dataset} (PCA fitted on the original model; coloured = the "
+        "3 forgotten classes by true class; 'after FM' = UA left after the paper's attack, higher = forgotten)",
         fontsize=9,
     )
     fig.tight_layout()

@@ -277,7 +277,9 @@ def test_inversion_page_shows_a_stored_gallery(tmp_path, monkeypatch, gallery):
     store = RunStore()
     params = {"method": "opc", "dataset": "digits", "model": "cnn_small", "forget_classes": [0, 1]}
     run = store.create("unlearn", params, status="done")
-    shown = Gallery(gallery.idx, gallery.labels, gallery.true, gallery.steps)
+    shown = Gallery(
+        gallery.idx, gallery.labels, gallery.true, gallery.steps, references=gallery.references, init="mean"
+    )
     shown.models = {"original": gallery.models["original"], run.id: gallery.models["20250101-zz-opc"]}
     att = store.create("attack", {"attack": "inversion", "run_ids": [run.id]}, status="done")
     store.add_artifact(att.id, "inversion", shown.save(store.artifact_dir(att.id) / "inversion.npz"))
@@ -286,7 +288,11 @@ def test_inversion_page_shows_a_stored_gallery(tmp_path, monkeypatch, gallery):
     assert not at.exception, [e.value for e in at.exception]
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["PSNR · original"] == f"{gallery.models['original'].psnr.mean():.1f} dB"
-    assert metrics[f"SSIM · opc ({run.id[-6:]})"] == f"{gallery.models['20250101-zz-opc'].ssim.mean():.3f}"
+    assert (
+        metrics[f"SSIM · OPC (paper: logits) ({run.id[-6:]})"] == f"{gallery.models['20250101-zz-opc'].ssim.mean():.3f}"
+    )
+    assert any("No retrain run" in c.value for c in at.caption)  # the reference is named when it is missing
+    assert any(c.value.startswith("class mean:") for c in at.caption)  # the no-information references beside
     assert len(at.get("image")) == 3 * (1 + 2)  # per digit: the true image, then one per model
     assert at.select_slider(key=f"inv_iter_{att.id}").options == ["0", "2", "4", "final"]
 

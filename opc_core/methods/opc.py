@@ -88,10 +88,12 @@ register_method(
 
 def method_label(name: str) -> str:
     """The display name of a method or bench variant: ``opc`` -> "OPC (paper: logits)", ``opc_features`` and
-    ``opc[layer=features...]`` -> "OPC-features...", anything else unchanged."""
-    if name in LABELS:
-        return LABELS[name]
-    if name.startswith("opc[") and "layer=features" in name:
-        rest = name[4:-1].replace("layer=features", "").strip(",").replace(",,", ",")
-        return LABELS["opc_features"] + (f" [{rest}]" if rest else "")
-    return name
+    ``opc[layer=features]`` -> "OPC-features", ``opc_features[p=2]`` -> "OPC-features [p=2]"; others unchanged."""
+    base, _, rest = name.partition("[")
+    if base not in LABELS:
+        return name
+    args = [a for a in rest.rstrip("]").split(",") if a]
+    if base == "opc" and "layer=features" in args:
+        base = "opc_features"
+    args = [a for a in args if a not in ("layer=features", f"layer={'logits' if base == 'opc' else 'features'}")]
+    return LABELS[base] + (f" [{','.join(args)}]" if args else "")

@@ -68,3 +68,16 @@ def probe_inside(f: torch.Tensor, y: torch.Tensor, *, seed: int = 0, C: float = 
         correct += int((clf.predict(x[test]) == labels[test]).sum())
     chance = 100.0 * np.bincount(labels).max() / len(labels)
     return {"acc": 100.0 * correct / len(labels), "chance": float(chance)}
+
+
+def forget_confusion(model, data, split) -> tuple[list[int], np.ndarray]:
+    """Where D_f's predictions go: ``(forget classes, counts (n_forget_classes, K))``, rows the true class, columns
+    the predicted one (random-sample splits: every class present in D_f)."""
+    from opc_core.train.inference import labels_of, logits_of
+
+    y = labels_of(data, split.forget_idx, "train").numpy()
+    pred = logits_of(model, data, split.forget_idx).argmax(1).cpu().numpy()
+    classes = list(split.forget_classes) or sorted({int(c) for c in y})
+    k = data.num_classes
+    counts = np.stack([np.bincount(pred[y == c], minlength=k) for c in classes]) if classes else np.zeros((0, k))
+    return classes, counts

@@ -1,32 +1,52 @@
-"""The benchmark's outputs: a Markdown table, and the JSON, Markdown and chart files of ``bench --out``."""
+"""The benchmark's outputs: a Markdown table, the JSON, Markdown and chart files of ``bench --out``, and
+docs/results.md (several splits, mean ± std; ``scripts/make_results.py``)."""
 
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
+ATTACK_COLS = ("fm", "hr", "prototype", "probe", "relearn")
+DIAG_COLS = {
+    "fm_null_ua": "FM, null space",
+    "fm_row_ua": "FM, row space",
+    "probe_inside": "probe inside D_f",
+    "separation_kept": "separation kept",
+}
+"""The diagnostic's headline keys (opc_core.attacks.recovery.diagnostic) and their column names."""
+PAPER = (
+    "The paper's figure (CIFAR-10 / SVHN, ResNet-18, 3 of 10 classes), UA after FM: OPC 66.7 / 48.7, retrain "
+    "29.6 / 11.6, every other baseline between about 0 and 13.4 (before the attack all near UA 100 except BT, 91.5). "
+    "66.7 is exactly 2/3, FM's ceiling when three balanced classes collapse to one point that maps to one class."
+)
+REFERENCES = {"grey": "flat grey", "mean": "dataset mean image", "class_mean": "class mean image"}
+
+
+def _fmt(v: Any, digits: int = 1) -> str:
+    return "–" if v is None or not math.isfinite(float(v)) else f"{float(v):.{digits}f}"
+
 
 def markdown_table(result: dict[str, Any]) -> str:
-    """The benchmark as a Markdown table (percentages; recovered UA per attack; inversion PSNR/SSIM)."""
+    """One benchmark as a Markdown table: UA/RA/TA/MIA, recovered UA per attack, the diagnostic, inversion, radius."""
+    from opc_core.methods.opc import method_label
+
     attacks = list(result["rows"][0]["recovered_ua"]) if result["rows"] else []
-    head = ["method", "UA", "RA", "TA", "MIA", *[f"UA after {a}" for a in attacks], "PSNR", "SSIM", "feat. radius", "s"]
+    head = ["method", "UA", "RA", "TA", "MIA", *[f"UA after {a}" for a in attacks], *DIAG_COLS.values()]
+    head += ["PSNR", "SSIM", "radius (scale-dependent)", "s"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    fmt = lambda v: "–" if v is None else f"{v:.1f}"  # noqa: E731
     for r in result["rows"]:
-        inv = r.get("inversion") or {}
-        rep = r.get("representation") or {}
+        inv, rep, diag = r.get("inversion") or {}, r.get("representation") or {}, r.get("diagnostic") or {}
         cells = [
-            r["method"],
-            fmt(r["ua"]),
-            fmt(r["ra"]),
-            fmt(r["ta"]),
-            fmt(r["mia"]),
-            *[fmt(r["recovered_ua"].get(a)) for a in attacks],
-            fmt(inv.get("psnr")),
-            "–" if inv.get("ssim") is None else f"{inv['ssim']:.3f}",
-            "–" if rep.get("contraction_radius") is None else f"{rep['contraction_radius']:.3f}",
-            fmt(r["seconds"]),
+            method_label(r["method"]),
+            *[_fmt(r.get(k)) for k in ("ua", "ra", "ta", "mia")],
+            *[_fmt(r["recovered_ua"].get(a)) for a in attacks],
+            *[_fmt(diag.get(k), 2 if k == "separation_kept" else 1) for k in DIAG_COLS],
+            _fmt(inv.get("psnr")),
+            _fmt(inv.get("ssim"), 3),
+            _fmt(rep.get("contraction_radius"), 3),
+            _fmt(r.get("seconds")),
         ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -34,7 +54,7 @@ def markdown_table(result: dict[str, Any]) -> str:
 
 def write_outputs(result: dict[str, Any], out: Path) -> dict[str, Path]:
     """Write bench.json, bench.md, the recovery chart as HTML (plotly, self-contained) and PNG (matplotlib)."""
-    from opc_core.report.plots import recovery_bars, recovery_bars_png
+    from opc_core.report.plots import recovery_bars, recovery_bars_png, with_references
 
     out.mkdir(parents=True, exist_ok=True)
     files = {
@@ -45,6 +65,164 @@ def write_outputs(result: dict[str, Any], out: Path) -> dict[str, Path]:
     }
     files["json"].write_text(json.dumps(result, indent=2, default=str))
     files["md"].write_text(markdown_table(result) + "\n")
-    recovery_bars(result["rows"]).write_html(files["html"], include_plotlyjs=True, full_html=True)
-    recovery_bars_png(result["rows"], files["png"])
+    rows = with_references(result)
+    recovery_bars(rows).write_html(files["html"], include_plotlyjs=True, full_html=True)
+    recovery_bars_png(rows, files["png"])
     return files
+
+
+# --- docs/results.md: several splits, mean ± std -------------------------------------------------------------------
+def stat(values: list) -> tuple[float, float, int]:
+    """Mean, population std and count of the finite values (NaN, NaN, 0 when there are none)."""
+    vals = [float(v) for v in values if v is not None and math.isfinite(float(v))]
+    if not vals:
+        return math.nan, math.nan, 0
+    mean = sum(vals) / len(vals)
+    return mean, (sum((v - mean) ** 2 for v in vals) / len(vals)) ** 0.5, len(vals)
+
+
+def _pm(values: list, digits: int = 1) -> str:
+    mean, std, n = stat(values)
+    if n == 0:
+        return "–"
+    return f"{mean:.{digits}f} ± {std:.{digits}f}" if n > 1 else f"{mean:.{digits}f}"
+
+
+def method_rows(results: list[dict], method: str) -> list[dict]:
+    """``method``'s row of every split (``original`` builds the original model's row); ``{}`` where it is missing."""
+    if method == "original":
+        return [{**(r.get("original") or {}), "inversion": r.get("inversion_original")} for r in results]
+    return [next((row for row in r["rows"] if row["method"] == method), {}) for r in results]
+
+
+def column(rows: list[dict], key: str, originals: list[dict] | None = None) -> list:
+    """One value per split: a top-level key, ``dta`` (TA − the original's), ``after:<attack>``, ``diag:<key>`` or
+    ``inv:<psnr|ssim>``."""
+    if key == "dta":
+        return [
+            r["ta"] - o["ta"] if r.get("ta") is not None and o.get("ta") is not None else None
+            for r, o in zip(rows, originals or [{}] * len(rows), strict=True)
+        ]
+    kind, _, name = key.partition(":")
+    if kind == "after":
+        return [(r.get("recovered_ua") or {}).get(name) for r in rows]
+    if kind == "diag":
+        return [(r.get("diagnostic") or {}).get(name) for r in rows]
+    if kind == "inv":
+        return [(r.get("inversion") or {}).get(name) for r in rows]
+    return [r.get(key) for r in rows]
+
+
+def results_section(results: list[dict]) -> str:
+    """One dataset and model: the mean ± std table over its splits and the inversion references."""
+    from opc_core.methods.opc import method_label
+
+    first = results[0]
+    splits = ", ".join(f"{{{','.join(map(str, r['forget_classes']))}}} seed {r['seed']}" for r in results)
+    keys = ["ua", "ta", "dta", *[f"after:{a}" for a in ATTACK_COLS], *[f"diag:{k}" for k in DIAG_COLS]]
+    keys += ["inv:psnr", "inv:ssim"]
+    head = ["method", "UA", "TA", "ΔTA", *[f"UA after {a}" for a in ATTACK_COLS], *DIAG_COLS.values(), "PSNR", "SSIM"]
+    lines = [
+        f"## {first['dataset']} · {first['model']}",
+        "",
+        f"{len(results)} class triple(s): {splits}; mean ± std over them. Every method with its preset; the "
+        "calibration set D_cal is the fixed half of the test split (forget classes included); HR re-fits a head on "
+        "D_cal's labels (on logit targets it equals FM, not shown).",
+        "",
+        "| " + " | ".join(head) + " |",
+        "|" + "---|" * len(head),
+    ]
+    originals = method_rows(results, "original")
+    methods = ["original", *dict.fromkeys(row["method"] for r in results for row in r["rows"])]
+    for m in methods:
+        rows = method_rows(results, m)
+        digits = {"diag:separation_kept": 2, "inv:ssim": 2}
+        cells = [_pm(column(rows, k, originals), digits.get(k, 1)) for k in keys]
+        lines.append(f"| {method_label(m)} | " + " | ".join(cells) + " |")
+    refs = [r.get("inversion_references") or {} for r in results]
+    if any(refs):
+        cfg = first.get("inversion_config") or {}
+        flags = [(r.get("inversion_config") or {}).get("inconclusive") for r in results]
+        parts = [
+            f"{label} {_pm([x.get(k, {}).get('psnr') for x in refs])} dB / "
+            f"{_pm([x.get(k, {}).get('ssim') for x in refs], 2)}"
+            for k, label in REFERENCES.items()
+        ]
+        lines += [
+            "",
+            f"Gradient inversion of the same {first.get('inversion_images', '')} forget images per split on every "
+            f"model ({cfg.get('method')}, start `{cfg.get('init')}`, {cfg.get('iterations')} iterations, TV "
+            f"{cfg.get('tv_weight')}, lr {cfg.get('lr')}, decay `{cfg.get('decay')}`). No-information references on "
+            f"the same images, PSNR / SSIM: {'; '.join(parts)}. Inconclusive splits (the original model not 1 dB "
+            f"above every reference): {sum(bool(f) for f in flags)} of {len(flags)}.",
+        ]
+    return "\n".join(lines)
+
+
+def findings(results: list[dict]) -> list[str]:
+    """The measured claims of one dataset and model, each sentence carrying its numbers (nothing assumed)."""
+    from opc_core.methods.opc import method_label
+
+    methods = list(dict.fromkeys(row["method"] for r in results for row in r["rows"]))
+    fm = {m: column(method_rows(results, m), "after:fm") for m in methods}
+    out = []
+    for deep in [m for m in methods if m == "opc_features" or "layer=features" in m]:
+        others = [m for m in methods if m != deep and m not in ("opc_features",) and "layer=features" not in m]
+        margins = [
+            d - max(v for v in col if v is not None)
+            for d, *col in zip(fm[deep], *[fm[o] for o in others], strict=True)
+            if d is not None and any(v is not None for v in col)
+        ]
+        if margins:
+            out.append(
+                f"**{method_label(deep)}**: UA after FM {_pm(fm[deep])}; its margin over the best other method and "
+                f"retrain ({', '.join(method_label(o) for o in others)}) is {min(margins):.1f} to {max(margins):.1f} "
+                "points across the splits."
+            )
+    if "opc" in methods:
+        rows = method_rows(results, "opc")
+        out.append(
+            f"**{method_label('opc')}**: UA after FM {_pm(fm['opc'])}; FM fed only the null-space part of its features "
+            f"{_pm(column(rows, 'diag:fm_null_ua'))}, only the row-space part {_pm(column(rows, 'diag:fm_row_ua'))}; "
+            f"a probe inside D_f tells the forget classes apart at {_pm(column(rows, 'diag:probe_inside'))}% "
+            f"(chance {_pm(column(rows, 'diag:probe_inside_chance'))}%)."
+        )
+    relearn = {m: stat(column(method_rows(results, m), "after:relearn"))[0] for m in methods}
+    if relearn:
+        kept = [method_label(m) for m, v in relearn.items() if v == v and v >= 90]
+        low = [f"{method_label(m)} {v:.1f}" for m, v in relearn.items() if v == v and v < 90]
+        out.append(
+            f"**Relearning** on a few leaked forget images: UA after relearn {', '.join(low) or '–'} (mean); "
+            f"only {', '.join(kept) or 'none'} stay at 90 or above."
+        )
+    psnr = {m: stat(column(method_rows(results, m), "inv:psnr"))[0] for m in ["original", *methods]}
+    if psnr.get("original") == psnr.get("original"):
+        parts = [f"{method_label(m)} {v:.1f}" for m, v in psnr.items() if v == v]
+        out.append(f"**Gradient inversion**, mean PSNR (dB): {', '.join(parts)}.")
+    return out
+
+
+def results_markdown(results: list[dict]) -> str:
+    """docs/results.md: per dataset and model, the measured findings and the mean ± std table; the paper beside."""
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for r in results:
+        groups.setdefault((r["dataset"], r["model"]), []).append(r)
+    lines = [
+        "# Shallow vs deep forgetting — results beside the paper",
+        "",
+        "Generated by `python scripts/make_results.py render` from the benchmark results in "
+        "[bench/results/](bench/results/) (each made by `python scripts/make_results.py run ...`, the library's bench "
+        "workflow on one split; the command of every section is in its JSON). UA = 100 − accuracy on D_f (higher = "
+        'forgotten); TA = test accuracy on the retained classes, ΔTA = TA − the original\'s; "UA after X" = UA of '
+        "the predictor attack X builds (higher = the forgetting survived). The diagnostic (docs/science.md §9): FM "
+        "fed only the part of the unlearned features in the head's null space or row space; a linear probe inside "
+        "D_f (two-fold cross-validated accuracy telling the forget classes apart); separation kept = the Fisher "
+        "ratio among the forget classes after ÷ before (scale-free; 0 = one point). PSNR/SSIM: gradient inversion "
+        "against each model.",
+        "",
+        PAPER,
+    ]
+    for rs in groups.values():
+        lines += ["", results_section(rs), "", "Measured:", ""]
+        lines += [f"- {s}" for s in findings(rs)]
+    return "\n".join(lines) + "\n"

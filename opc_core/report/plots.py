@@ -96,6 +96,19 @@ def _recovery_series(rows: Sequence[Mapping], attacks: Sequence[str] | None) -> 
     return series
 
 
+def with_references(result: Mapping) -> list[dict]:
+    """A benchmark's rows for the bars: the original model and retrain first (the references), then every other
+    method, each named for display (``OPC (paper: logits)``, ``OPC-features``)."""
+    from opc_core.methods.opc import method_label
+
+    rows = [dict(r, method=method_label(r["method"])) for r in result["rows"]]
+    refs = [r for r in rows if r["method"] == "retrain"]
+    out = [dict(r, method="retrain (reference)") for r in refs]
+    if result.get("original"):
+        out.insert(0, dict(result["original"], method="original (reference)"))
+    return out + [r for r in rows if r["method"] != "retrain"]
+
+
 def recovery_bars(
     rows: Sequence[Mapping],
     attacks: Sequence[str] | None = None,
@@ -125,6 +138,49 @@ def recovery_bars(
     )
 
 
+CLASS_COLORS = [
+    "#1F77B4",
+    "#FF7F0E",
+    "#2CA02C",
+    "#D62728",
+    "#9467BD",
+    "#8C564B",
+    "#E377C2",
+    "#17BECF",
+    "#BCBD22",
+    "#7F7F7F",
+]
+"""One colour per class for the forget points (a blob that still separates by class shows as several colours)."""
+
+
+def _scatter_traces(
+    points: np.ndarray,
+    is_forget: np.ndarray,
+    labels: np.ndarray,
+    class_names: Sequence[str],
+    hover: Sequence[str] | None,
+    forget_only: bool,
+) -> list[go.Scattergl]:
+    """Retain points grey (unless ``forget_only``), forget points one trace per true class in its own colour."""
+    text = np.asarray(list(hover) if hover is not None else [class_names[int(c)] for c in labels], dtype=object)
+    groups = [] if forget_only else [("retain set D_r", ~is_forget, RETAIN_COLOR, 5, 0.45)]
+    for c in sorted({int(c) for c in labels[is_forget]}):
+        groups.append((f"D_f · {class_names[c]}", is_forget & (labels == c), CLASS_COLORS[c % 10], 7, 0.9))
+    return [
+        go.Scattergl(
+            x=points[m, 0],
+            y=points[m, 1],
+            mode="markers",
+            name=name,
+            marker=dict(size=size, color=color, opacity=opacity, line=dict(width=0)),
+            text=text[m].tolist(),
+            customdata=np.nonzero(m)[0],
+            hovertemplate="%{text}<extra></extra>",
+        )
+        for name, m, color, size, opacity in groups
+    ]
+
+
 def embedding_scatter(
     points: np.ndarray,
     is_forget: np.ndarray,
@@ -133,34 +189,116 @@ def embedding_scatter(
     title: str,
     hover: Sequence[str] | None = None,
     ranges: tuple[tuple[float, float], tuple[float, float]] | None = None,
+    forget_only: bool = False,
 ) -> go.Figure:
-    """A 2-D map with the retain points grey and the forget points red (one marker symbol per forget class)."""
-    fig = go.Figure()
-    text = list(hover) if hover is not None else [class_names[int(c)] for c in labels]
-    for forget in (False, True):
-        m = is_forget == forget
-        fig.add_trace(
-            go.Scattergl(
-                x=points[m, 0],
-                y=points[m, 1],
-                mode="markers",
-                name="forget set D_f" if forget else "retain set D_r",
-                marker=dict(
-                    size=7 if forget else 5,
-                    color=FORGET_COLOR if forget else RETAIN_COLOR,
-                    opacity=0.9 if forget else 0.5,
-                    line=dict(width=0),
-                ),
-                text=[t for t, k in zip(text, m) if k],
-                customdata=np.nonzero(m)[0],
-                hovertemplate="%{text}<extra></extra>",
-            )
-        )
+    """A 2-D map: retain points grey, forget points coloured by their TRUE class (``forget_only``: D_f alone)."""
+    fig = go.Figure(_scatter_traces(points, is_forget, labels, class_names, hover, forget_only))
     fig = _layout(fig, title, height=460, xaxis_title="dim 1", yaxis_title="dim 2")
     if ranges is not None:
         fig.update_xaxes(range=list(ranges[0]))
         fig.update_yaxes(range=list(ranges[1]))
     return fig
+
+
+def embedding_animation(
+    frames: Sequence[tuple[int, np.ndarray]],
+    is_forget: np.ndarray,
+    labels: np.ndarray,
+    class_names: Sequence[str],
+    ranges: tuple[tuple[float, float], tuple[float, float]],
+    forget_only: bool = False,
+) -> go.Figure:
+    """The snapshots of a run as one animated map with a play button and a step slider (shared axes)."""
+    step0, pts0 = frames[0]
+    traces = lambda pts: _scatter_traces(pts, is_forget, labels, class_names, None, forget_only)  # noqa: E731
+    fig = go.Figure(data=traces(pts0), frames=[go.Frame(data=traces(p), name=str(s)) for s, p in frames])
+    play = dict(frame=dict(duration=600, redraw=True), fromcurrent=True, transition=dict(duration=0))
+    fig.update_layout(
+        updatemenus=[
+            dict(
+                type="buttons",
+                showactive=False,
+                x=0,
+                y=-0.12,
+                xanchor="left",
+                buttons=[
+                    dict(label="▶ play", method="animate", args=[None, play]),
+                    dict(label="❚❚ pause", method="animate", args=[[None], dict(mode="immediate")]),
+                ],
+            )
+        ],
+        sliders=[
+            dict(
+                x=0.15,
+                y=-0.12,
+                len=0.85,
+                currentvalue=dict(prefix="step "),
+                steps=[
+                    dict(
+                        label=str(s), method="animate", args=[[str(s)], dict(mode="immediate", frame=dict(redraw=True))]
+                    )
+                    for s, _ in frames
+                ],
+            )
+        ],
+    )
+    fig = _layout(fig, f"Features over the run (snapshot at step {step0} first)", height=520)
+    fig.update_xaxes(range=list(ranges[0]))
+    fig.update_yaxes(range=list(ranges[1]))
+    return fig
+
+
+def embedding_grid(
+    maps: Mapping[str, np.ndarray],
+    is_forget: np.ndarray,
+    labels: np.ndarray,
+    class_names: Sequence[str],
+    captions: Mapping[str, str] | None = None,
+    forget_only: bool = False,
+    cols: int = 3,
+) -> go.Figure:
+    """Every model's map in one grid with shared axes (``maps``: title -> (n, 2) points, original first)."""
+    from plotly.subplots import make_subplots
+
+    names = list(maps)
+    rows = (len(names) + cols - 1) // cols
+    titles = [f"{n}<br><sub>{(captions or {}).get(n, '')}</sub>" for n in names]
+    fig = make_subplots(rows, cols, subplot_titles=titles, shared_xaxes=True, shared_yaxes=True, vertical_spacing=0.12)
+    for i, name in enumerate(names):
+        for t in _scatter_traces(maps[name], is_forget, labels, class_names, None, forget_only):
+            t.showlegend = i == 0
+            t.legendgroup = t.name
+            fig.add_trace(t, row=i // cols + 1, col=i % cols + 1)
+    return _layout(fig, "Every run of the benchmark in one map (fitted on the original)", height=330 * rows + 80)
+
+
+def forget_confusion(
+    matrices: Mapping[str, np.ndarray], forget: Sequence[int], class_names: Sequence[str]
+) -> go.Figure:
+    """Heatmaps side by side: rows = the forget classes (true), columns = every predicted class, in % of the row."""
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(1, len(matrices), subplot_titles=list(matrices), shared_yaxes=True)
+    for i, m in enumerate(matrices.values()):
+        rows = np.asarray(m, dtype=float)
+        pct = 100 * rows / np.maximum(rows.sum(1, keepdims=True), 1)
+        fig.add_trace(
+            go.Heatmap(
+                z=pct,
+                x=list(class_names),
+                y=[class_names[c] for c in forget],
+                zmin=0,
+                zmax=100,
+                colorscale="Blues",
+                showscale=i == len(matrices) - 1,
+                text=np.round(pct).astype(int),
+                texttemplate="%{text}",
+                hovertemplate="true %{y} → predicted %{x}: %{z:.1f}%<extra></extra>",
+            ),
+            row=1,
+            col=i + 1,
+        )
+    return _layout(fig, "Where the forget set's predictions go (% of each forget class)", height=320)
 
 
 def depth_lines(rows: Sequence[Mapping], metric: str, title: str, yaxis: str) -> go.Figure:

@@ -76,17 +76,38 @@ def _configs(names: Sequence[str], settings: Mapping[str, Any], extra: Sequence[
 
 
 def recovery_for_run(
-    run_id: str, store=None, settings: Mapping[str, Any] | None = None, names: Sequence[str] | None = None
+    run_id: str,
+    store=None,
+    settings: Mapping[str, Any] | None = None,
+    names: Sequence[str] | None = None,
+    reference: bool = True,
 ) -> dict[str, dict[str, Any]]:
-    """Run the recovery attacks on a stored run; the results also go into its metrics["recovery"]."""
-    from opc_core.attacks import list_attacks, run_recovery
+    """Run the recovery attacks and the "where does the forgotten information live?" diagnostic on a stored run.
+
+    The run's metrics get ``recovery`` ({attack: result}), ``recovery_settings``, ``diagnostic`` (see
+    :func:`opc_core.attacks.recovery.diagnostic.where_forgotten`) and, with ``reference``, ``recovery_original``: the
+    same attacks on the original model (its own starting point, the bars' reference). Returns the ``recovery`` dict.
+    """
+    from opc_core.attacks import FeatureBank, list_attacks, run_recovery
+    from opc_core.attacks.recovery.diagnostic import DiagnosticConfig, where_forgotten
     from opc_core.runs.store import RunStore
 
     store = store or RunStore()
     lr = load_run(run_id, store)
     names = list(names or list_attacks())
-    out = run_recovery(lr.unlearned, lr.original, lr.data, lr.split, names, _configs(names, settings or {}))
-    store.update_metrics(run_id, {"recovery": out, "recovery_settings": dict(settings or {})})
+    cfgs = _configs(names, settings or {}, extra=(DiagnosticConfig,))
+    bank = FeatureBank(lr.unlearned, lr.original, lr.data, lr.split)
+    out = run_recovery(lr.unlearned, lr.original, lr.data, lr.split, names, cfgs, bank=bank)
+    diag_fields = {f.name for f in dataclasses.fields(DiagnosticConfig)}
+    diag_cfg = DiagnosticConfig(**{k: v for k, v in (settings or {}).items() if k in diag_fields})
+    metrics = {
+        "recovery": out,
+        "recovery_settings": dict(settings or {}),
+        "diagnostic": where_forgotten(lr.unlearned, lr.original, lr.data, lr.split, diag_cfg, bank=bank),
+    }
+    if reference:
+        metrics["recovery_original"] = run_recovery(lr.original, lr.original, lr.data, lr.split, names, cfgs)
+    store.update_metrics(run_id, metrics)
     return out
 
 
@@ -106,25 +127,40 @@ def inversion_for_runs(
 ) -> dict[str, Any]:
     """Gradient inversion of the same forget images against the original model and each run's unlearned model.
 
-    The reconstructions, their snapshots and PSNR/SSIM are written to ``out_run``'s artifact "inversion", a
+    The original model is always attacked, and so is a retrained model: when none of ``run_ids`` is a retrain run,
+    the newest finished retrain run of the same dataset, model and split is added (``retrain_run`` says which, None
+    when the store holds none). The reconstructions, their snapshots, PSNR/SSIM and the no-information references
+    (flat grey, dataset mean, class mean) are written to ``out_run``'s artifact "inversion", a
     :class:`opc_core.attacks.inversion.Gallery` (``Gallery.load`` reads it back).
 
     Returns:
-        ``{"inversion": {model_key: {"psnr": mean, "ssim": mean}}, "images": [train indices]}``.
+        ``{"inversion": {model_key: {"psnr": mean, "ssim": mean}, "references": {ref: {"psnr", "ssim"}}},
+        "inconclusive": bool, "retrain_run": id | None, "images": [train indices], "config": {...}}``.
     """
     from opc_core.attacks.inversion import Gallery, InversionConfig, invert
+    from opc_core.attacks.inversion.references import reference_scores
     from opc_core.config import build_config
     from opc_core.runs.store import RunStore
 
     store = store or RunStore()
     loaded = [load_run(r, store) for r in run_ids]
     first = loaded[0]
+    retrain = next((lr.run.id for lr in loaded if lr.run.params.method == "retrain"), None)
+    if retrain is None and (retrain := matching_retrain(first.run, store)) is not None:
+        loaded.append(load_run(retrain, store))
     cfg = build_config(InversionConfig, overrides=dict(settings or {}), owner="gradient inversion")
     idx = forget_sample(first.split, n_images, seed=int((settings or {}).get("seed", 0)))
     images, labels = first.data.train_x[idx.to(first.data.device)], first.data.train_y[idx.to(first.data.device)]
     targets = {"original": first.original, **{lr.run.id: lr.unlearned for lr in loaded}}
-    gallery = Gallery(idx.numpy(), labels.cpu().numpy(), (images.float() / 255.0).cpu().numpy())
-    summary: dict[str, dict[str, float]] = {}
+    refs = reference_scores(first.data, images.float() / 255.0, labels)
+    gallery = Gallery(
+        idx.numpy(),
+        labels.cpu().numpy(),
+        (images.float() / 255.0).cpu().numpy(),
+        references={k: {m: v.numpy() for m, v in r.items()} for k, r in refs.items()},
+        init=cfg.init,
+    )
+    summary: dict[str, Any] = {}
     for n, (key, model) in enumerate(targets.items()):
 
         def step_cb(info, n=n):
@@ -139,12 +175,40 @@ def inversion_for_runs(
     if out_run is not None:
         path = gallery.save(store.artifact_dir(out_run) / "inversion.npz")
         store.add_artifact(out_run, "inversion", path)
+    summary["references"] = gallery.reference_means()
+    verdict = gallery.inconclusive
     for lr in loaded:
         store.update_metrics(
             lr.run.id,
-            {"inversion": {"original": summary["original"], "unlearned": summary[lr.run.id], "attack_run": out_run}},
+            {
+                "inversion": {
+                    "original": summary["original"],
+                    "unlearned": summary[lr.run.id],
+                    "references": summary["references"],
+                    "inconclusive": verdict,
+                    "init": cfg.init,
+                    "attack_run": out_run,
+                }
+            },
         )
-    return {"inversion": summary, "images": idx.tolist(), "config": dataclasses.asdict(cfg)}
+    return {
+        "inversion": summary,
+        "inconclusive": verdict,
+        "retrain_run": retrain,
+        "images": idx.tolist(),
+        "config": dataclasses.asdict(cfg),
+    }
+
+
+def matching_retrain(run, store) -> str | None:
+    """The newest finished retrain run of ``run``'s dataset, model and split (forget set and seed), if any."""
+    want = (run.params.dataset, run.params.model, run.split.get("forget_classes"), run.split.get("forget_ratio"))
+    for other in store.list(kind="unlearn", status="done"):
+        p, sp = other.params, other.split or {}
+        same = (p.dataset, p.model, sp.get("forget_classes"), sp.get("forget_ratio")) == want
+        if same and p.method == "retrain" and sp.get("seed") == run.split.get("seed"):
+            return other.id
+    return None
 
 
 @workflow("attack")

@@ -43,6 +43,8 @@ def bench(params: BenchParams, ctx: RunContext) -> dict[str, Any]:
 
     methods = list(list_methods() if list(params.methods) == ["all"] else params.methods)
     specs = [parse_variant(m) for m in methods]  # (label, method, overrides)
+    if not any(m == "retrain" for _, m, _ in specs):  # retrain is the reference of every comparison
+        specs.append(("retrain", "retrain", {}))
     for _, m, over in specs:
         make_config(m, over, params.dataset)  # fail fast on a typo or a bad setting
     if params.forget_ratio is not None:
@@ -51,7 +53,7 @@ def bench(params: BenchParams, ctx: RunContext) -> dict[str, Any]:
                 log.info("skipping %s: class-wise only", label)
         specs = [s for s in specs if not get_method(s[1]).class_wise_only]
     t0 = time.perf_counter()
-    runs, summaries, offset = {}, {}, 0
+    runs, summaries, offset, reference = {}, {}, 0, None
     for i, (label, m, over) in enumerate(specs):
         if ctx.stop.is_set():
             raise InterruptedError(f"benchmark cancelled before {label}")
@@ -80,19 +82,24 @@ def bench(params: BenchParams, ctx: RunContext) -> dict[str, Any]:
         )
         offset += s["steps"]
         ctx.set_stage(Stage(label, "recovery", i, len(specs)))
-        s["recovery"] = recovery_for_run(s["run_id"], ctx.store)
+        s["recovery"] = recovery_for_run(s["run_id"], ctx.store, reference=i == 0)
+        metrics = ctx.store.get(s["run_id"]).metrics
+        s["diagnostic"] = metrics.get("diagnostic")
+        reference = reference or metrics.get("recovery_original")
         runs[label], summaries[label] = s["run_id"], s
     inv: dict[str, Any] = {}
+    inv_config: dict[str, Any] | None = None
     if params.inversion_images > 0 and runs:
         ctx.set_stage(Stage("all methods", "inversion", len(specs), len(specs) + 1))
-        inv = inversion_for_runs(
+        out = inversion_for_runs(
             list(runs.values()),
             ctx.store,
             out_run=ctx.run_id,
             n_images=params.inversion_images,
             settings=params.inversion_settings,
             stop=ctx.stop,
-        )["inversion"]
+        )
+        inv, inv_config = out["inversion"], {**out["config"], "inconclusive": out["inconclusive"]}
     rows = [_row(m, runs[m], summaries[m], inv.get(runs[m])) for m in runs]
     if "original" in inv and rows:
         rows[0]["inversion_original"] = inv["original"]
@@ -105,6 +112,10 @@ def bench(params: BenchParams, ctx: RunContext) -> dict[str, Any]:
         "rows": rows,
         "runs": runs,
         "inversion_original": inv.get("original"),
+        "inversion_references": inv.get("references"),
+        "inversion_config": inv_config,
+        "inversion_images": params.inversion_images,
+        "original": _original_row(summaries, reference),
         "seconds": round(time.perf_counter() - t0, 1),
     }
 
@@ -121,7 +132,23 @@ def _row(method: str, run_id: str, s: dict, inv: dict | None) -> dict[str, Any]:
         "seconds": s["seconds"],
         "steps": s["steps"],
         "recovered_ua": {a: r["recovered_ua"] for a, r in s["recovery"].items()},
+        "diagnostic": s.get("diagnostic"),
         "inversion": {"psnr": inv["psnr"], "ssim": inv["ssim"]} if inv else None,
         "representation": s["representation"],
         "config": s["config"],
+    }
+
+
+def _original_row(summaries: dict[str, dict], reference: dict | None) -> dict[str, Any] | None:
+    """The original model as a reference row: its UA/RA/TA (as every child measured them) and the attacks on it."""
+    first = next(iter(summaries.values()), None)
+    if first is None or not first.get("original"):
+        return None
+    o = first["original"]
+    return {
+        "method": "original",
+        "ua": o.get("ua"),
+        "ra": o.get("ra"),
+        "ta": o.get("ta"),
+        "recovered_ua": {a: r["recovered_ua"] for a, r in (reference or {}).items()},
     }

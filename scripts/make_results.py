@@ -1,0 +1,100 @@
+"""Regenerate docs/results.md: the shallow-vs-deep benchmark over several class triples, mean ± std per method.
+
+Each split runs the library's bench workflow (every method with its preset, its metrics, every recovery attack, the
+"where does the forgotten information live?" diagnostic and gradient inversion of the same forget images) in a run
+store of its own, and its result is kept as JSON under ``docs/bench/results/`` (one file per dataset, model and split).
+The Markdown is rendered from every JSON there, so a new dataset or architecture adds a section without recomputing
+the others:
+
+    python scripts/make_results.py run --dataset fashion_mnist_small --model cnn_small \
+        --splits 2,5,8@7 1,4,9@13 0,3,6@21 --methods opc,opc_features,retrain,ft,rl --images 8
+    python scripts/make_results.py render            # docs/results.md from the stored JSON only
+
+A split is ``CLASSES@SEED``; the seed seeds the split and the unlearning. A final "Sensitivity (sweep)" section of an
+existing docs/results.md is kept as it is.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "docs" / "bench" / "results"
+DOC = ROOT / "docs" / "results.md"
+KEEP_FROM = "## Sensitivity (sweep)"
+
+
+def run(args: argparse.Namespace) -> None:
+    import torch
+
+    from opc_core.runs.record import BenchParams
+    from opc_core.runs.store import RunStore
+    from opc_core.workflows import start
+
+    torch.set_num_threads(args.threads)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    home = Path(args.home or tempfile.mkdtemp(prefix="opc-results-"))
+    for text in args.splits:
+        classes, _, seed = text.partition("@")
+        out = RESULTS / f"{args.dataset}__{args.model}__{classes.replace(',', '-')}@{seed or 0}.json"
+        if out.exists() and not args.force:
+            print(f"{out.name}: kept (use --force to recompute)", flush=True)
+            continue
+        params = BenchParams(
+            dataset=args.dataset,
+            model=args.model,
+            methods=args.methods.split(","),
+            forget_classes=[int(c) for c in classes.split(",")],
+            seed=int(seed or 0),
+            inversion_images=args.images,
+            mia=not args.no_mia,
+        )
+        t0 = time.perf_counter()
+        result = start(params, RunStore(home))
+        result["wall_s"] = round(time.perf_counter() - t0, 1)
+        out.write_text(json.dumps(result, indent=1, default=str))
+        print(f"{out.name}: {result['wall_s']} s", flush=True)
+
+
+def render(_: argparse.Namespace | None = None) -> str:
+    """docs/results.md from every stored result; returns the text."""
+    from opc_core.report.bench import results_markdown
+
+    results = [json.loads(p.read_text()) for p in sorted(RESULTS.glob("*.json"))]
+    text = results_markdown(results)
+    if DOC.exists() and KEEP_FROM in DOC.read_text():
+        text = text.rstrip() + "\n\n" + DOC.read_text()[DOC.read_text().index(KEEP_FROM) :]
+    DOC.write_text(text.rstrip() + "\n")
+    return text
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("run", help="run the benchmark on each split, then render")
+    r.add_argument("--dataset", default="fashion_mnist_small")
+    r.add_argument("--model", default="cnn_small")
+    r.add_argument("--splits", nargs="+", default=["2,5,8@7", "1,4,9@13", "0,3,6@21"])
+    r.add_argument("--methods", default="opc,opc_features,retrain,ft,rl")
+    r.add_argument("--images", type=int, default=8, help="forget images inverted per model")
+    r.add_argument("--no-mia", action="store_true")
+    r.add_argument("--threads", type=int, default=1)
+    r.add_argument("--home", help="run store for the benchmark runs (default: a fresh temporary folder)")
+    r.add_argument("--force", action="store_true", help="recompute splits that already have a result")
+    sub.add_parser("render", help="only render docs/results.md from docs/bench/results/*.json")
+    args = ap.parse_args(argv)
+    if args.cmd == "run":
+        run(args)
+    render()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
