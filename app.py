@@ -12,29 +12,17 @@ import streamlit as st
 from pages._address import refuse_remote_sessions
 
 FIGURE = Path(__file__).resolve().parent / "assets" / "img" / "shallow_vs_deep.png"
-PRESET = {
-    "dataset": "fashion_mnist_small",
-    "model": "cnn_small",
-    # OPC as the paper specifies it (logits) and on the penultimate features: in docs/results.md only the latter
-    # keeps the forgotten classes unrecoverable by the FM attack here, so the demo shows both
-    "methods": ["opc", "opc:layer=features", "ft", "ga", "rl"],
-    "forget_classes": [0, 1, 2],
-    "seed": 0,
-}
+# Page icons are Unicode, not ``:material/...:`` names: those are fetched as images from a font server (offline: none).
 # The same paths as pages/_services.py's constants; spelled out so the home page can draw its text before anything
 # imports opc_core (and with it torch, seconds on a busy CPU).
 WORKFLOW = [
-    ("pages/model.py", "Model", "neurology", "pick a pretrained model (or train / upload one)"),
-    ("pages/unlearn.py", "Unlearn", "ink_eraser", "choose classes to forget and a method; watch the losses live"),
-    (
-        "pages/feature_space.py",
-        "Feature space",
-        "scatter_plot",
-        "UMAP / PCA of the features: does the forget set collapse?",
-    ),
-    ("pages/recovery.py", "Recovery attack", "lock_open", "can a linear map bring the forgotten accuracy back?"),
-    ("pages/inversion.py", "Gradient inversion", "image_search", "can the forgotten images be rebuilt from gradients?"),
-    ("pages/compare.py", "Compare", "bar_chart", "all runs side by side; export a report"),
+    ("pages/model.py", "Model", "🧠", "pick a pretrained model (or train / upload one)"),
+    ("pages/unlearn.py", "Unlearn", "🧽", "choose classes to forget and a method; watch the losses live"),
+    ("pages/feature_space.py", "Feature space", "🗺️", "UMAP / PCA of the features: does the forget set collapse?"),
+    ("pages/recovery.py", "Recovery attack", "🔓", "can a linear map bring the forgotten accuracy back?"),
+    ("pages/inversion.py", "Gradient inversion", "🖼️", "can the forgotten images be rebuilt from gradients?"),
+    ("pages/compare.py", "Compare", "📊", "all runs side by side; export a report or a class handout"),
+    ("pages/glossary.py", "Glossary", "📖", "every term and symbol in plain words"),
 ]
 
 
@@ -66,32 +54,20 @@ def home() -> None:
         )
     device = left.empty()
     device.caption("Computing on: …")
+    from pages._demo import demo_notice, preset_buttons  # imports opc_core (torch): after the text above is drawn
+
+    demo_notice()
     st.subheader("Workflow")
     cols = st.columns(len(WORKFLOW))
     for col, (page, title, icon, what) in zip(cols, WORKFLOW):
-        col.page_link(page, label=title, icon=f":material/{icon}:")
+        col.page_link(page, label=title, icon=icon)
         col.caption(what)
-    st.subheader("One click: shallow vs deep")
-    st.markdown(
-        "Unlearn classes 0, 1, 2 of the embedded Fashion-MNIST from the shipped small CNN with **OPC** (on the "
-        "logits, as in the paper, and on the penultimate features) and the baselines **FT**, **GA** and **RL**, "
-        "then run every recovery attack and a short gradient inversion. It runs as one background job (a few "
-        "minutes on a CPU) and lands on the Compare page."
-    )
-    clicked = st.button("Run the shallow-vs-deep preset", type="primary", key="home_preset")
-    from pages._services import manager, store  # imports opc_core (torch): after the text above is on screen
-
-    if clicked:
-        st.session_state["bench_run"] = manager().submit("bench", PRESET, title="shallow vs deep preset")
-        st.switch_page("pages/compare.py")
-    active = store().list(status=("queued", "running"))
-    if active:
-        st.caption(f"{len(active)} job(s) queued or running — see the Compare page.")
+    preset_buttons()
     device.caption(f"Computing on: **{device_name()}**")
 
 
-pages = [st.Page(home, title="Home", icon=":material/home:", default=True)]
-pages += [st.Page(path, title=title, icon=f":material/{icon}:") for path, title, icon, _ in WORKFLOW]
-st.set_page_config(page_title="OPC Lab", page_icon=":material/ink_eraser:", layout="wide")
+pages = [st.Page(home, title="Home", icon="🏠", default=True)]
+pages += [st.Page(path, title=title, icon=icon) for path, title, icon, _ in WORKFLOW]
+st.set_page_config(page_title="OPC Lab", page_icon="🧽", layout="wide")
 refuse_remote_sessions()  # a browser on another machine is refused if the server listens everywhere
 st.navigation(pages).run()

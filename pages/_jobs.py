@@ -15,21 +15,21 @@ from streamlit.errors import StreamlitAPIException
 
 from pages._services import manager, store
 
-# status -> (badge colour, icon)
+# status -> (badge colour, Unicode icon: ":material/...:" icons are fetched from a font server)
 STATUS_STYLE = {
-    "queued": ("gray", "schedule"),
-    "running": ("blue", "autorenew"),
-    "done": ("green", "check_circle"),
-    "failed": ("red", "error"),
-    "cancelled": ("orange", "cancel"),
-    "interrupted": ("orange", "warning"),
+    "queued": ("gray", "⏳"),
+    "running": ("blue", "🔄"),
+    "done": ("green", "✅"),
+    "failed": ("red", "❌"),
+    "cancelled": ("orange", "🚫"),
+    "interrupted": ("orange", "⚠️"),
 }
 FAST_POLL_S, FAST_POLL_FOR_S = 0.2, 20.0
 
 
 def status_badge(run) -> None:
-    color, icon = STATUS_STYLE.get(run.status, ("gray", "help"))
-    st.badge(run.status, icon=f":material/{icon}:", color=color)
+    color, icon = STATUS_STYLE.get(run.status, ("gray", "❔"))
+    st.badge(run.status, icon=icon, color=color)
 
 
 def show_failure(run) -> None:
@@ -42,8 +42,19 @@ def show_failure(run) -> None:
             st.code(rest.strip(), language=None)
 
 
+def bench_bar(run) -> None:
+    """A comparison's one progress bar: the whole job's fraction and ETA, the current method and phase."""
+    from opc_core.report.progress import bench_progress
+
+    prog = bench_progress(run, store().list(kind="unlearn", parent=run.id))
+    st.progress(prog.fraction, text=prog.text(run.duration_s or 0.0))
+
+
 def progress(run) -> None:
-    """Progress bar with step count and ETA (or the queue position of a queued run)."""
+    """Progress bar with step count and ETA (or the queue position of a queued run); one bar for a whole comparison."""
+    if run.status == "running" and run.kind == "bench":
+        bench_bar(run)
+        return
     if run.status == "queued":
         queue = [r.id for r in manager().queued()]
         pos = queue.index(run.id) + 1 if run.id in queue else "?"
@@ -82,11 +93,6 @@ def job_panel(run_id: str, key: str) -> None:
         st.toast("Cancel requested")
     if job.active:
         progress(job)
-        stage = (job.progress or {}).get("stage")
-        if job.kind == "bench" and stage:
-            st.caption(
-                f"{stage['phase'].capitalize()}: {stage['label']} (part {stage['index'] + 1} of {stage['count']})."
-            )
     elif run.status != "done":
         show_failure(run)
 

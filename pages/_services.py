@@ -1,5 +1,5 @@
-"""What every page reads from the server: the run store and job manager, cached datasets and checkpoint models, and
-the model chosen on the Model page.
+"""What every page reads from the server: the run store (with the shipped demo imported on first start) and job
+manager, cached datasets and checkpoint models, and the model chosen on the Model page.
 
 Everything is cached per server process (``st.cache_resource``); nothing loads a model at import time.
 """
@@ -16,6 +16,7 @@ from opc_core.env import paths
 MODEL_PAGE, UNLEARN_PAGE = "pages/model.py", "pages/unlearn.py"
 FEATURES_PAGE, RECOVERY_PAGE = "pages/feature_space.py", "pages/recovery.py"
 INVERSION_PAGE, COMPARE_PAGE = "pages/inversion.py", "pages/compare.py"
+GLOSSARY_PAGE = "pages/glossary.py"
 DEFAULT_DATASET, DEFAULT_MODEL = "fashion_mnist_small", "cnn_small"
 
 
@@ -25,6 +26,12 @@ def _services(home: str):
     from opc_core.runs.store import RunStore
 
     store = RunStore(home)
+    if os.environ.get("OPC_LAB_DEMO", "1") != "0":  # the shipped demo's runs, once per home (OPC_LAB_DEMO=0: none)
+        from opc_core.workflows.demo import import_demo
+
+        import_demo(store)
+    # the idle warm worker stores the maps of finished runs, so the Feature space page shows them at once
+    os.environ.setdefault("OPC_LAB_IDLE_MAPS", "1")
     # a warm worker (imports done) makes Launch -> first loss point ~3 s faster; OPC_LAB_WARM_WORKER=0 turns it off
     return store, JobManager(store, max_running=1, warm=os.environ.get("OPC_LAB_WARM_WORKER", "1") != "0")
 

@@ -7,16 +7,16 @@ import streamlit as st
 
 from opc_core.report import plots
 from opc_core.report.tables import run_label
-from pages._jobs import job_panel, owner, poll_soon, show_failure, status_badge
+from pages._jobs import job_panel, poll_soon, show_failure, status_badge
 from pages._services import FEATURES_PAGE, INVERSION_PAGE, RECOVERY_PAGE, store
-from pages._widgets import explain_caption, link, metric_cards
+from pages._widgets import chart, explain_caption, link, metric_cards
 
 RESULT_KEYS = ("ua", "ra", "ta", "mia", "forget_test_acc")
 REPR_KEYS = ("contraction_radius", "cka_forget", "entropy_forget", "feat_norm_forget", "logit_norm_forget")
 NEXT = [
-    (FEATURES_PAGE, "See its feature space", "scatter_plot"),
-    (RECOVERY_PAGE, "Attack it: recovery", "lock_open"),
-    (INVERSION_PAGE, "Attack it: gradient inversion", "image_search"),
+    (FEATURES_PAGE, "See its feature space", "🗺️"),
+    (RECOVERY_PAGE, "Attack it: recovery", "🔓"),
+    (INVERSION_PAGE, "Attack it: gradient inversion", "🖼️"),
 ]
 
 
@@ -30,18 +30,22 @@ def steps_of(rid: str) -> list[dict]:
     return recs
 
 
-def curves(rid: str, steps: list[dict]) -> None:
-    """The loss terms and the periodic UA / RA of the step records, side by side."""
+def curves(rid: str, steps: list[dict], method: str | None = None) -> None:
+    """The loss terms and the periodic UA / RA of the step records, side by side, each with its reading."""
     if not steps:
-        done = store().get(rid).final  # a benchmark's runs stream their steps to the benchmark's own record
+        done = store().get(rid).final
         st.caption("This run stored no step records." if done else "Waiting for the first step…")
         return
     left, right = st.columns(2)
-    left.plotly_chart(plots.loss_curves(steps, f"Loss terms ({len(steps)} steps)"), key=f"loss_{rid}")
-    if any(s.get("evals") for s in steps):
-        right.plotly_chart(plots.eval_curves(steps), key=f"eval_{rid}")
-    else:
-        right.caption("UA / RA appear at the first periodic evaluation.")
+    with left:
+        chart(plots.loss_curves(steps, f"Loss terms ({len(steps)} steps)"), f"loss_{rid}", "loss")
+    last_ua = next((s["evals"].get("ua") for s in reversed(steps) if s.get("evals")), None)
+    with right:
+        if last_ua is not None:
+            values = [(method, "ua", last_ua)] if method else []
+            chart(plots.eval_curves(steps), f"eval_{rid}", "eval", values)
+        else:
+            st.caption("UA / RA appear at the first periodic evaluation.")
 
 
 @st.fragment(run_every=1)
@@ -50,20 +54,19 @@ def live(rid: str) -> None:
     run = store().get(rid)
     if run.final:
         st.rerun()
-    st.subheader(f"Run {rid}")
+    st.subheader(run_label(run))
     job_panel(rid, "ul")
-    job = owner(run).id  # a benchmark streams its runs' steps into its own record
-    steps = steps_of(job)
-    curves(job, steps)
+    steps = steps_of(rid)  # every run stores its own steps, a benchmark's methods included
+    curves(rid, steps, run.params.name)
     if not steps:
         poll_soon(run)
 
 
 def results(run) -> None:
     """A finished run: its status, its error if it failed, else its metrics against the original model's."""
-    st.subheader(f"Run {run.id}")
+    st.subheader(run_label(run))
     status_badge(run)
-    st.caption(run_label(run))
+    st.caption(f"Run id {run.id}" + (" · part of a shipped demo comparison" if run.metrics.get("demo") else ""))
     if run.status != "done":
         show_failure(run)
         return
@@ -78,7 +81,7 @@ def results(run) -> None:
     st.caption(f"{m.get('steps', 0)} steps in {m.get('seconds', 0):.1f} s.")
     for col, (page, text, icon) in zip(st.columns(3), NEXT):
         with col:
-            link(page, text, f":material/{icon}:")
+            link(page, text, icon)
 
 
 def show_run(run_id: str) -> None:
@@ -88,4 +91,4 @@ def show_run(run_id: str) -> None:
         live(run_id)
         return
     results(run)
-    curves(run_id, steps_of(run_id))
+    curves(run_id, steps_of(run_id), run.params.name if run.kind == "unlearn" else None)

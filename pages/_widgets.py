@@ -13,6 +13,8 @@ from opc_core.report import text as ui_text
 from opc_core.report.tables import run_label
 from pages._services import UNLEARN_PAGE, dataset, store
 
+INFO = "ℹ️"  # Unicode icons: ":material/...:" icons are fetched from a font server, which an offline machine lacks
+
 
 # --- navigation and empty states -------------------------------------------------------------------------------------
 def link(page: str, label: str, icon: str | None = None) -> None:
@@ -25,8 +27,22 @@ def link(page: str, label: str, icon: str | None = None) -> None:
 
 def empty_state(text: str) -> None:
     """An info box saying what is missing, and the way to the Unlearn page that makes it."""
-    st.info(text, icon=":material/info:")
-    link(UNLEARN_PAGE, "Go to the Unlearn page", ":material/ink_eraser:")
+    st.info(text, icon=INFO)
+    link(UNLEARN_PAGE, "Go to the Unlearn page", "🧽")
+
+
+# --- guided reading --------------------------------------------------------------------------------------------------
+def reading(chart: str, values: Sequence[tuple[str, str, float | None]] = ()) -> None:
+    """The guided-reading caption of ``chart`` under it: what to look for, and each ``(method, metric key, value)``
+    beside its measured expected range (:func:`opc_core.report.text.reading`)."""
+    st.caption(ui_text.reading(chart, list(values)))
+
+
+def chart(fig, key: str, chart_id: str, values: Sequence[tuple[str, str, float | None]] = (), **kw):
+    """A plotly chart with its guided-reading caption; returns the chart's event (selections)."""
+    event = st.plotly_chart(fig, key=key, **kw)
+    reading(chart_id, values)
+    return event
 
 
 # --- runs ------------------------------------------------------------------------------------------------------------

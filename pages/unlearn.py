@@ -12,7 +12,7 @@ from opc_core.report import plots
 from opc_core.report import text as ui_text
 from pages._services import MODEL_PAGE, current_model, dataset, manager, store
 from pages._unlearn_run import show_run
-from pages._widgets import class_examples, config_widgets, link
+from pages._widgets import INFO, class_examples, config_widgets, link, reading, run_picker
 
 COMMON = {f.name for f in dataclasses.fields(UnlearnConfig)}
 
@@ -20,7 +20,7 @@ st.title("Unlearn")
 choice = current_model()
 if not choice["checkpoint"]:
     st.warning(f"No pretrained {choice['model']} for {choice['dataset']} yet: train or upload one first.")
-    link(MODEL_PAGE, "Model page", ":material/neurology:")
+    link(MODEL_PAGE, "Model page", "🧠")
     st.stop()
 data = dataset(choice["dataset"])
 st.caption(f"Model: **{choice['name']}** ({choice['model']} on {choice['dataset']}) — change it on the Model page.")
@@ -51,6 +51,7 @@ if forget_ratio is not None or (forget_classes and len(forget_classes) < data.nu
     st.plotly_chart(
         plots.split_bars(y[split.forget_idx].numpy(), y[split.retain_idx].numpy(), data.classes), key="ul_split"
     )
+    reading("split")
 
 st.subheader("2 · Method and settings")
 names = list_methods()
@@ -96,12 +97,14 @@ if st.button("Launch", type="primary", disabled=not ready, key="ul_launch"):
     st.session_state.pop("ul_steps", None)
 
 st.divider()
-run_id = st.session_state.get("unlearn_run")
-if run_id is None or not store().exists(run_id):
-    latest = store().list(kind="unlearn", limit=1)
-    run_id = latest[0].id if latest else None
-if run_id is None:
-    st.info("No run yet: choose what to forget and a method above, then press **Launch**.", icon=":material/info:")
+st.subheader("3 · A run: live, or any past one")
+if not store().list(kind="unlearn", limit=1):
+    st.info("No run yet: choose what to forget and a method above, then press **Launch**.", icon=INFO)
     st.stop()
-
-show_run(run_id)
+launched = st.session_state.get("unlearn_run")
+if launched != st.session_state.get("ul_opened_for"):  # a new launch opens its run in the picker
+    st.session_state["ul_opened_for"] = launched
+    st.session_state.pop("ul_open", None)
+run = run_picker("Open a run", "ul_open", status=None, default_id=launched)
+if run is not None:
+    show_run(run.id)

@@ -114,3 +114,34 @@ def test_depth_view_decodes_the_original_and_not_a_collapsed_model(digits, digit
         assert collapsed["probe_acc_forget"] <= 60.0  # one point: at best the share of one forget class
     assert set(block_features(digits_model, digits, sample)) == set(blocks)
     assert not digits_model.training
+
+
+def test_exact_neighbours_are_the_brute_force_ones(feats):
+    from opc_core.embedding.projection import exact_knn
+
+    idx, dist = exact_knn(feats["other"][:50], feats["fit"], 5)
+    full = np.linalg.norm(feats["other"][:50, None, :] - feats["fit"][None], axis=2)  # (50, N)
+    np.testing.assert_array_equal(np.sort(idx, 1), np.sort(np.argsort(full, 1)[:, :5], 1))
+    np.testing.assert_allclose(dist, np.sort(full, 1)[:, :5], rtol=1e-4)
+
+
+def test_placement_agrees_with_umap_learns_transform(feats, umap_map):
+    """Points placed with exact neighbours land where umap-learn's own transform puts them: near the same reference
+    points (their nearest reference neighbours in 2-D are mostly the same)."""
+    import umap
+
+    reducer = umap.UMAP(n_components=2, n_neighbors=15, min_dist=0.1, random_state=0, n_jobs=1).fit(feats["fit"])
+    from opc_core.embedding.projection import _place
+
+    ours = _place(reducer, feats["fit"], reducer.embedding_.astype(np.float32), feats["other"], 15, 0, 100)
+    theirs = reducer.transform(feats["other"])
+    from sklearn.neighbors import NearestNeighbors
+
+    nearest = NearestNeighbors(n_neighbors=1).fit(reducer.embedding_)
+    same = (nearest.kneighbors(ours)[1] == nearest.kneighbors(theirs)[1]).mean()
+    near = KNeighborsClassifier(5).fit(reducer.embedding_, feats["y_fit"])
+    assert (
+        near.score(ours, feats["y_other"]) > 0.9
+        and abs(near.score(theirs, feats["y_other"]) - near.score(ours, feats["y_other"])) < 0.05
+    )
+    assert same > 0.3, same  # 1-NN identity among 400 reference points: chance is 0.0025

@@ -28,6 +28,7 @@ PAGES = [
     "pages/recovery.py",
     "pages/inversion.py",
     "pages/compare.py",
+    "pages/glossary.py",
 ]
 TIMEOUT = 60
 
@@ -40,7 +41,15 @@ def home(tmp_path, monkeypatch):
     monkeypatch.setenv("OMP_WAIT_POLICY", "PASSIVE")
     # one job manager per test home: no warm worker each (tests/test_jobs.py and the browser test cover that path)
     monkeypatch.setenv("OPC_LAB_WARM_WORKER", "0")
+    monkeypatch.setenv("OPC_LAB_DEMO", "0")  # an empty store; tests/test_pages.py::test_demo_* import the demo
     return tmp_path / "home"
+
+
+@pytest.fixture
+def demo_home(home, monkeypatch):
+    """A fresh home as a first start sees it: the shipped demo imported."""
+    monkeypatch.setenv("OPC_LAB_DEMO", "1")
+    return home
 
 
 def page(path: str, choice: dict | None = None) -> AppTest:
@@ -89,14 +98,16 @@ def test_home_renders_with_device_and_workflow(home):
     assert at.title[0].value.startswith("OPC Lab")
     body = texts(at)
     assert "CPU" in body and "shallow" in body.lower()
-    assert at.button(key="home_preset")  # the one-click preset
+    assert at.button(key="home_preset_fast") and at.button(key="home_preset_full")  # the one-click comparisons
 
 
 @pytest.mark.parametrize("path", PAGES)
 def test_pages_render_and_guide_when_empty(home, path):
     at = page(path)
     assert_clean(at)
-    if path != "pages/model.py":  # the model page always lists the shipped checkpoints
+    if path == "pages/glossary.py":
+        assert "D_f" in str([d.value for d in at.dataframe])
+    elif path != "pages/model.py":  # the model page always lists the shipped checkpoints
         assert "Unlearn" in texts(at) or "Launch" in texts(at), texts(at)
     else:
         assert at.radio(key="model_pick").value.endswith("assets/zoo/fashion_mnist_small__cnn_small__s0.safetensors")
@@ -270,14 +281,15 @@ def test_report_is_self_contained_html():
 
 def test_home_preset_submits_the_benchmark_and_opens_compare(home):
     from opc_core.runs.store import RunStore
+    from opc_core.workflows.presets import preset_params
 
     at = page("app.py")
-    at.button(key="home_preset").click().run()
+    at.button(key="home_preset_fast").click().run()
     assert_clean(at)
     assert at.title[0].value == "Compare"
     bench = RunStore().get(at.session_state["bench_run"])
-    assert bench.kind == "bench" and bench.params.methods == ["opc", "opc:layer=features", "ft", "ga", "rl"]
-    assert bench.params.forget_classes == [0, 1, 2]
+    assert bench.kind == "bench" and bench.params == preset_params("fast")
+    assert {"opc", "opc_features"} <= set(bench.params.methods) and bench.params.forget_classes == [0, 1, 2]
     at.run()  # the compare page shows the job with a Cancel button while it is queued or running
     cancel = [b for b in at.button if b.key == f"cancel_cmp_{bench.id}"]
     assert cancel, [b.key for b in at.button]
@@ -321,8 +333,92 @@ def test_multi_run_pickers_default_to_the_newest_benchmark(home):
     assert_clean(at)
     picker = at.multiselect(key="rec_runs")
     assert picker.value == [k.id for k in kids]
-    assert f"opc[layer=features] · digits · classes 0,1 · {kids[1].id}" in picker.options
-    assert any(o.endswith(alone.id) for o in picker.options)
+    assert any(o.startswith("opc[layer=features] · digits · classes 0,1 · ") for o in picker.options)
+    assert any(o.startswith("ft · digits · classes 0,1 · ") for o in picker.options) and alone.id not in str(
+        picker.options
+    )
     fs = page("pages/feature_space.py")  # one run: the benchmark's first
     assert_clean(fs)
     assert fs.selectbox(key="fs_run").value == kids[0].id
+
+
+def readings(at: AppTest) -> int:
+    from opc_core.report.text import READING_MARK
+
+    return sum(READING_MARK in str(c.value) for c in at.caption)
+
+
+def test_demo_shows_on_every_page_without_a_job(demo_home):
+    """A first start imports the shipped demo: the home page says so, every page shows its results, every chart on
+    the pages this test owns has its guided reading, and no job was launched."""
+    from opc_core.runs.store import RunStore
+    from opc_core.workflows.demo import DEMO_DIR, demo_available
+
+    assert demo_available(DEMO_DIR), "assets/demo is missing: run scripts/make_demo.py"
+    home_page = page("app.py")
+    assert_clean(home_page)
+    assert any("shipped demo" in s.value for s in home_page.success)
+    store = RunStore()
+    runs = store.list(kind="unlearn")
+    assert len(runs) >= 8 and all(r.metrics.get("demo") for r in runs)
+    assert {"opc", "opc_features", "retrain", "ft", "ga", "rl", "salun", "scrub"} <= {r.params.name for r in runs}
+
+    ul = page("pages/unlearn.py")
+    assert_clean(ul)
+    charts = [json.loads(c.proto.spec) for c in ul.get("plotly_chart")]
+    assert any("Loss terms" in str(c["layout"].get("title")) for c in charts)  # a demo run's stored loss curves
+    assert readings(ul) == len(charts) and any(m.label == "UA" for m in ul.metric)
+    for path in ("pages/recovery.py", "pages/inversion.py", "pages/feature_space.py"):
+        other = page(path)
+        assert_clean(other)
+    cmp_ = page("pages/compare.py")
+    assert_clean(cmp_)
+    assert cmp_.multiselect(key="cmp_forget").value == ["classes 0,1,2"]
+    assert len(cmp_.dataframe[0].value) == len(runs)
+    assert readings(cmp_) == len(cmp_.get("plotly_chart")) >= 2
+    assert "None" not in cmp_.dataframe[1].value.to_string()  # empty values are blank
+    assert not store.list(status=("queued", "running"))
+
+
+def _done_run(store, method: str, forget: list[int], status: str = "done", steps: int = 0):
+    run = store.create("unlearn", {"method": method, "dataset": "digits", "model": "cnn_small"}, status="running")
+    store.update(run.id, split={"mode": "class", "forget_classes": forget, "forget_ratio": None, "seed": 0})
+    for s in range(1, steps + 1):
+        store.append_step(run.id, s, steps, {"loss": 1.0 / s}, 0.1 * s, {"ua": 50.0, "ra": 90.0} if s == steps else {})
+    store.update_metrics(run.id, {"ua": 90.0, "ra": 95.0, "ta": 94.0, "steps": steps})
+    store.set_status(run.id, status)
+    return store.get(run.id)
+
+
+def test_unlearn_page_opens_any_past_run(home):
+    from opc_core.runs.store import RunStore
+
+    store = RunStore()
+    old = _done_run(store, "ft", [0, 1], steps=7)
+    _done_run(store, "ga", [0, 1], steps=3)
+    at = page("pages/unlearn.py", digits_choice())
+    assert_clean(at)
+    assert at.selectbox(key="ul_open").value != old.id  # the newest by default
+    at.selectbox(key="ul_open").set_value(old.id).run()
+    assert_clean(at)
+    loss = [json.loads(c.proto.spec) for c in at.get("plotly_chart") if "Loss terms" in c.proto.spec]
+    assert loss and loss[0]["data"][0]["x"] == list(range(1, 8))
+    assert readings(at) == len(at.get("plotly_chart"))  # the split chart, the loss and UA/RA curves
+
+
+def test_compare_defaults_to_the_newest_forget_set_and_hides_failures(home):
+    from opc_core.runs.store import RunStore
+
+    store = RunStore()
+    _done_run(store, "ft", [0, 1])
+    bench = store.create("bench", {"methods": ["ga"], "dataset": "digits", "forget_classes": [2, 3]}, status="done")
+    kid = _done_run(store, "ga", [2, 3])
+    store.update(kid.id, parent=bench.id)
+    failed = _done_run(store, "rl", [2, 3], status="failed")
+    at = page("pages/compare.py")
+    assert_clean(at)
+    assert at.multiselect(key="cmp_forget").value == ["classes 2,3"]
+    assert at.dataframe[0].value["run"].tolist() == [kid.id]
+    at.toggle(key="cmp_all").set_value(True).run()
+    assert set(at.dataframe[0].value["run"]) == {kid.id, failed.id}
+    assert "None" not in at.dataframe[1].value.to_string() and "nan" not in at.dataframe[1].value.to_string()

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
+import pytest
+
 from opc_core.report.tables import chart_rows, figures, method_label, run_label, run_row, write_report
 from opc_core.runs.store import RunStore
 
@@ -70,3 +73,89 @@ def test_write_report_files(tmp_path):
     recs = json.loads(open(paths["json"], encoding="utf-8").read())
     assert [r["id"] for r in recs] == [r.id for r in runs]
     assert recs[0]["split_summary"] == {"mode": "class", "forget_classes": [0, 1], "forget_ratio": None, "seed": 0}
+
+
+def test_one_progress_bar_for_a_whole_comparison(tmp_path):
+    """The bar's fraction follows the methods through their loop, their attacks and the final inversion."""
+    from opc_core.report.progress import INVERSION_SHARE, LOOP_SHARE, bench_progress
+
+    store = RunStore(tmp_path / "home")
+    bench = store.create("bench", {"methods": ["opc", "ft"], "dataset": "digits"}, status="running")
+    now = bench.started + 10.0
+    start = bench_progress(store.get(bench.id), [], now)
+    assert start.fraction == 0 and start.phase == "starting" and start.eta_s is None and start.n_methods == 2
+    first = store.create("unlearn", {"method": "opc", "dataset": "digits", "model": "m"}, parent=bench.id)
+    store.set_status(first.id, "running")
+    store.append_step(first.id, 5, 10, {"loss": 1.0}, 1.0)
+    p = bench_progress(store.get(bench.id), [store.get(first.id)], now)
+    per_method = (1 - INVERSION_SHARE) / 2
+    assert p.fraction == pytest.approx(per_method * LOOP_SHARE * 0.5) and (p.method, p.phase) == ("opc", "unlearn")
+    assert p.eta_s == pytest.approx(10.0 * (1 - p.fraction) / p.fraction)
+    store.set_status(first.id, "done")  # loop and evaluation over, the recovery attacks run
+    p = bench_progress(store.get(bench.id), [store.get(first.id)], now)
+    assert p.fraction == pytest.approx(per_method * LOOP_SHARE) and p.phase == "evaluation and recovery attacks"
+    store.update_metrics(first.id, {"recovery": {"fm": {"recovered_ua": 20.0}}})
+    second = store.create("unlearn", {"method": "ft", "dataset": "digits", "model": "m"}, parent=bench.id)
+    store.set_status(second.id, "done")
+    store.update_metrics(second.id, {"recovery": {}})
+    p = bench_progress(store.get(bench.id), [store.get(first.id), store.get(second.id)], now)
+    assert p.fraction == pytest.approx(1 - INVERSION_SHARE) and (p.method, p.phase) == ("all methods", "inversion")
+    assert p.done_methods == 2 and "2 of 2 methods done" in p.text(10.0)
+    store.set_status(bench.id, "done")
+    assert bench_progress(store.get(bench.id), [], now).fraction == 1.0
+
+
+def test_a_comparison_from_run_to_shipped_demo_to_handout(tmp_path):
+    """A real (tiny) comparison: every method stores its own steps; its maps are stored; the exported demo imports
+    into a fresh store with the same ids, local paths and maps; the handout and the report embed the pictures."""
+    from opc_core.report.handout import handout_html
+    from opc_core.runs.record import BenchParams
+    from opc_core.workflows import Options, start
+    from opc_core.workflows.attack import load_run
+    from opc_core.workflows.demo import export_demo, import_demo, is_demo
+    from opc_core.workflows.explore import embedding_for_run, has_maps, store_maps
+
+    store = RunStore(tmp_path / "a")
+    params = BenchParams(
+        dataset="digits",
+        model="cnn_small",
+        methods=["opc:epochs=0.3", "ft:epochs=0.3"],
+        forget_classes=[0, 1],
+        inversion_images=2,
+        inversion_settings={"iterations": 5},
+        mia=False,
+    )
+    bench = start(params, store, Options(title="tiny comparison"))["run_id"]
+    kids = store.list(kind="unlearn", parent=bench, status="done")
+    assert len(kids) >= 2
+    for kid in kids:
+        steps = store.steps(kid.id)
+        assert steps and steps[-1]["step"] == kid.metrics["steps"]  # loss curves for every method
+        store_maps(kid.id, store)
+        assert has_maps(store.get(kid.id))
+    out = tmp_path / "demo"
+    info = export_demo(store, bench, out)
+    assert info["runs"] == len(kids) + 1 and info["bytes"] < 5e6
+    assert not list(out.rglob("snapshots.npz"))
+    shipped = (out / "runs").rglob("*.json")
+    assert all(str(tmp_path) not in p.read_text() for p in shipped)  # no machine paths in the shipped files
+
+    fresh = RunStore(tmp_path / "b")
+    ids = import_demo(fresh, out)
+    assert set(ids) == {bench, *(k.id for k in kids)} and import_demo(fresh, out) == []  # once per home
+    for kid in kids:
+        got = fresh.get(kid.id)
+        assert is_demo(got) and got.metrics["ua"] == kid.metrics["ua"] and fresh.steps(kid.id) == store.steps(kid.id)
+        assert str(tmp_path / "b") in got.metrics["checkpoint"]
+        np.testing.assert_array_equal(
+            embedding_for_run(kid.id, "umap", fresh)["unlearned"], embedding_for_run(kid.id, "umap", store)["unlearned"]
+        )
+        assert load_run(kid.id, fresh).unlearned is not None  # its checkpoint and its original resolve here
+    page = handout_html(fresh, bench)
+    assert page.count("<img src='data:image/png;base64,") == 3 and "UA after FM" in page and "<li>" in page
+    paths = write_report(fresh.list(kind="unlearn"), tmp_path / "report")
+    html = open(paths["html"], encoding="utf-8").read()
+    assert html.count("<img src='data:image/png;base64,") == 2  # the map grid and the inversion gallery
+    assert ">None<" not in html and "table-layout:fixed" in html
+    for line in open(paths["csv"], encoding="utf-8").read().splitlines()[1:]:
+        assert all(len(c.split(".")[1]) <= 2 for c in line.split(",") if c.replace(".", "").isdigit())

@@ -14,8 +14,10 @@ import contextlib
 import faulthandler
 import logging
 import os
+import select
 import sys
 import threading
+import time
 import traceback
 from pathlib import Path
 
@@ -119,10 +121,58 @@ def _redirect_output(path: Path) -> None:
     os.close(fd)
 
 
+IDLE_MAPS_MAX = 24  # newest finished runs whose missing maps an idle warm worker computes
+
+
+def _pending(fd: int) -> bool:
+    """Whether bytes wait on pipe ``fd`` (a run id, or end-of-file)."""
+    return bool(select.select([fd], [], [], 0)[0])
+
+
+def precompile_umap() -> float:
+    """Fit and transform a tiny UMAP once, so that numba's compilation is paid now, not by the first map; seconds."""
+    import numpy as np
+
+    from opc_core.embedding.projection import EmbedConfig, embed
+
+    t0 = time.perf_counter()
+    rng = np.random.default_rng(0)
+    embed({"a": rng.normal(size=(60, 8)), "b": rng.normal(size=(20, 8))}, "a", EmbedConfig(method="umap", seed=1))
+    return time.perf_counter() - t0
+
+
+def idle_work(home: str, fd: int) -> None:
+    """While a warm worker waits for a run: when some of the newest finished runs lack their maps, compile UMAP once
+    (numba), then store their maps (:func:`opc_core.workflows.explore.store_maps`), one run at a time, stopping as
+    soon as input arrives on ``fd`` (a run then waits at most for the one map in progress)."""
+    from opc_core.workflows.explore import has_maps, store_maps
+
+    log = logging.getLogger("opc_core.jobs.worker")
+    store = RunStore(home)
+    todo = [
+        r
+        for r in store.list(kind="unlearn", status="done", limit=IDLE_MAPS_MAX)
+        if not has_maps(r) and r.artifact_path("snapshots") is not None and r.artifact_path("snapshots").exists()
+    ]
+    if not todo or _pending(fd):
+        return
+    log.info("UMAP compiled in %.1f s", precompile_umap())
+    for run in todo:
+        if _pending(fd):
+            return
+        t0 = time.perf_counter()
+        try:
+            store_maps(run.id, store)
+            log.info("maps of run %s stored in %.1f s", run.id, time.perf_counter() - t0)
+        except Exception:  # a broken run must not stop the others or the worker
+            log.exception("maps of run %s failed", run.id)
+
+
 def warm_worker_main(argv: list[str] | None = None) -> None:
     """A pre-started worker: ``python -c "from opc_core.jobs.worker import warm_worker_main; warm_worker_main()" HOME``.
 
-    It runs :func:`preload`, then waits for ``run RUN_ID`` on its stdin; from then on it is exactly a worker of that
+    It runs :func:`preload` and, while no run id has arrived, :func:`idle_work` (when ``OPC_LAB_IDLE_MAPS=1``, as the
+    dashboard sets it), then waits for ``run RUN_ID`` on its stdin; from then on it is exactly a worker of that
     run (output in the run's worker.log, ``stop`` on the same pipe). End-of-file before a run id: it just exits.
     """
     home = (argv if argv is not None else sys.argv[1:])[0]
@@ -132,6 +182,12 @@ def warm_worker_main(argv: list[str] | None = None) -> None:
     except Exception:  # a broken import then fails the run itself, with its error text in the run's record
         traceback.print_exc()
     fd = sys.stdin.fileno()
+    if os.environ.get("OPC_LAB_IDLE_MAPS") == "1":
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+        try:
+            idle_work(home, fd)
+        except Exception:
+            traceback.print_exc()
     line, rest = _read_line(fd)
     if not line.startswith(b"run "):
         return

@@ -37,11 +37,14 @@ def method_label(run: Run) -> str | None:
 
 
 def run_label(run: Run) -> str:
-    """One line naming a run: method (or attack) · dataset · what was forgotten · id."""
+    """One readable line naming a run: method and variant (or attack) · dataset · what was forgotten · when it was
+    created, plus "demo" for the shipped demo's runs and its status when it did not finish."""
     p = run_params(run)
     what = forget_text(p.get("forget_classes"), p.get("forget_ratio"))
     name = method_label(run) or p.get("attack") or run.kind
-    return f"{name} · {p.get('dataset', '?')} · {what} · {run.id}"
+    when = time.strftime("%d %b %H:%M:%S", time.localtime(run.created))
+    tail = (" · demo" if run.metrics.get("demo") else "") + ("" if run.status == "done" else f" · {run.status}")
+    return f"{name} · {p.get('dataset', '?')} · {what} · {when}{tail}"
 
 
 def run_row(run: Run) -> dict[str, Any]:
@@ -52,7 +55,7 @@ def run_row(run: Run) -> dict[str, Any]:
     rep = m.get("representation") or {}
     forget = forget_text(p.get("forget_classes"), p.get("forget_ratio"))
     return {
-        "run": run.id,
+        "name": run_label(run),
         "status": run.status,
         "method": method_label(run),
         "dataset": p.get("dataset"),
@@ -67,7 +70,25 @@ def run_row(run: Run) -> dict[str, Any]:
         "PSNR unlearned": (inv.get("unlearned") or {}).get("psnr"),
         "PSNR original": (inv.get("original") or {}).get("psnr"),
         "seconds": m.get("seconds"),
+        "run": run.id,
     }
+
+
+def metric_value(run: Run, key: str) -> float | None:
+    """A run's value of metric ``key``: a top-level metric, ``recovered_ua_<attack>``, a representation statistic,
+    or ``psnr`` / ``ssim`` of its inversion (the unlearned model's)."""
+    m = run.metrics
+    if key.startswith("recovered_ua_"):
+        return ((m.get("recovery") or {}).get(key.removeprefix("recovered_ua_")) or {}).get("recovered_ua")
+    if key in ("psnr", "ssim"):
+        return ((m.get("inversion") or {}).get("unlearned") or {}).get(key)
+    value = m.get(key, (m.get("representation") or {}).get(key))
+    return value if isinstance(value, (int, float)) else None
+
+
+def rounded(table, digits: int = 2):
+    """The table with every number rounded to ``digits`` decimals (what the CSV export writes)."""
+    return table.round(digits)
 
 
 def chart_rows(runs: Iterable[Run]) -> list[dict[str, Any]]:
@@ -115,20 +136,36 @@ def records(runs: Iterable[Run]) -> list[dict[str, Any]]:
     ]
 
 
-def report_html(title: str, table, charts: Sequence, notes: Sequence[str] = ()) -> str:
-    """A self-contained HTML report: the table (a DataFrame), the plotly figures (plotly.js inlined once) and what
-    every number means."""
-    parts = [fig.to_html(full_html=False, include_plotlyjs=(i == 0)) for i, fig in enumerate(charts)]
+REPORT_CSS = (
+    "body{font-family:sans-serif;margin:1.5em auto;max-width:1100px;padding:0 1em}img{max-width:100%}"
+    "table{border-collapse:collapse;font-size:11px;width:100%;table-layout:fixed}"
+    "td,th{border:1px solid #ccc;padding:3px 4px;text-align:right;overflow-wrap:anywhere}"
+    "td:first-child,th:first-child{text-align:left;width:18%}.js-plotly-plot,.plotly-graph-div{max-width:100%}"
+)
+
+
+def report_html(
+    title: str, table, charts: Sequence, notes: Sequence[str] = (), images: Sequence[tuple[str, str]] = ()
+) -> str:
+    """A self-contained HTML report that fits the page width: the table (a DataFrame; empty cells blank), the plotly
+    figures (plotly.js inlined once), ``images`` (``(heading, data URI)``: the feature-map grid, the inversion gallery)
+    and what every number means."""
+    parts = [
+        fig.to_html(full_html=False, include_plotlyjs=(i == 0), default_width="100%", config={"responsive": True})
+        for i, fig in enumerate(charts)
+    ]
+    parts += [f"<h2>{html.escape(head)}</h2><img src='{uri}' alt='{html.escape(head)}'>" for head, uri in images]
     legend = "".join(
         f"<li><b>{html.escape(ui_text.label(k))}</b>: {html.escape(ui_text.explain(k))}</li>" for k in LEGEND_KEYS
     )
     return (
         "<!doctype html><html><head><meta charset='utf-8'><title>" + html.escape(title) + "</title>"
-        "<style>body{font-family:sans-serif;margin:2em;max-width:1200px}table{border-collapse:collapse;"
-        "font-size:13px}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}</style></head><body>"
+        f"<style>{REPORT_CSS}</style></head><body>"
         f"<h1>{html.escape(title)}</h1>"
         + "".join(f"<p>{html.escape(n)}</p>" for n in notes)
-        + table.to_html(index=False, na_rep="—", float_format=lambda v: f"{v:.2f}")
+        + table.drop(columns=[c for c in ("run",) if c in table]).to_html(
+            index=False, na_rep="", float_format=lambda v: f"{v:.2f}"
+        )
         + "".join(parts)
         + f"<h2>What the numbers mean</h2><ul>{legend}</ul></body></html>"
     )
@@ -148,11 +185,16 @@ def write_report(runs: Sequence[Run], out: str | Path, title: str | None = None)
     if out.exists() and not out.is_dir():
         raise ValueError(f"{out} is a file: the report needs a folder (for report.html, runs.csv and runs.json)")
     out.mkdir(parents=True, exist_ok=True)
+    from opc_core.report.handout import report_images
+    from opc_core.runs.store import RunStore
+
     table = pd.DataFrame([run_row(r) for r in runs])
     paths = {"html": out / "report.html", "csv": out / "runs.csv", "json": out / "runs.json"}
+    images = report_images(RunStore(runs[0].folder.parent.parent), runs)
     paths["html"].write_text(
-        report_html(title or default_title(len(runs)), table, figures(chart_rows(runs))), encoding="utf-8"
+        report_html(title or default_title(len(runs)), table, figures(chart_rows(runs)), images=images),
+        encoding="utf-8",
     )
-    table.to_csv(paths["csv"], index=False)
+    rounded(table).to_csv(paths["csv"], index=False)
     paths["json"].write_text(json.dumps(records(runs), indent=2, default=str), encoding="utf-8")
     return {k: str(v) for k, v in paths.items()}

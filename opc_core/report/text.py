@@ -152,3 +152,73 @@ def explain(key: str) -> str:
     if m is None:
         return ""
     return f"{m['help']} Better: {m['good']}."
+
+
+# --- guided reading: one or two plain sentences per chart, with the measured expected range beside the actual value --
+READING_MARK = "How to read it:"  # every chart's caption starts with it (the browser test looks for it)
+READINGS: dict[str, str] = {
+    "split": "red is what the method must forget, grey what it must keep. The paper forgets 3 of 10 classes.",
+    "loss": "each line is one term of the method's loss. OPC's norm term falls towards 0 while the retain "
+    "cross-entropy stays low; a method that only pushes D_f's loss up (GA) shows it growing instead.",
+    "eval": "UA (red) should climb to near 100 while RA (blue) stays near the original's: every method gets "
+    "there, deep or shallow, so this chart alone cannot tell them apart.",
+    "map": "each dot is one image; red dots are D_f. After shallow forgetting the red clusters stay where they "
+    "were; after one-point contraction they collapse into one small blob.",
+    "frames": "drag the slider: the red points of a deep method move together over the steps, a shallow "
+    "method's barely move.",
+    "depth": "left: D_f's feature size per block (near 0 = contracted there); right: how well a linear probe "
+    "still reads the forgotten classes per block. Deep forgetting lowers both towards the output.",
+    "recovery": "the first bar of each method is its UA before any attack; the others are the UA left after "
+    "each attack. Shallow methods fall to low bars after FM; a deep method keeps its bars high.",
+    "inversion": "each row rebuilds one forget image from gradients. Sharper images and a higher PSNR mean "
+    "the model still encodes it; on this small model every reconstruction stays blurry at this budget.",
+    "metrics": "UA and MIA measure forgetting, RA and TA what is kept. Most methods score alike here; the "
+    "difference between shallow and deep shows only under the attacks.",
+    "maps_grid": "one map per method, all in the original model's map: compare how tightly the red points gather.",
+}
+EXPECTED_FILE = "expected.json"  # in assets/demo, written by scripts/make_demo.py
+
+
+def _expected() -> dict:
+    import json
+
+    from opc_core.env import paths
+
+    path = paths.ASSETS / "demo" / EXPECTED_FILE
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+
+
+_EXPECTED: list[dict] = []
+
+
+def expected_range(method: str, key: str) -> tuple[float, float] | None:
+    """The measured (min, max) of metric ``key`` for method label ``method`` (assets/demo/expected.json), or None."""
+    if not _EXPECTED:
+        _EXPECTED.append(_expected())
+    lo_hi = (_EXPECTED[0].get("ranges", {}).get(method) or {}).get(key)
+    return None if lo_hi is None else (float(lo_hi[0]), float(lo_hi[1]))
+
+
+def _fmt(v: float) -> str:
+    return f"{v:.2f}" if abs(v) < 10 else f"{v:.0f}"
+
+
+def expectation(method: str, key: str, value: float | None) -> str:
+    """E.g. ``opc[layer=features]: UA after FM expected 55–65; this run: 57`` (the range only when measured)."""
+    rng = expected_range(method, key)
+    this = "—" if value is None else _fmt(value)
+    if rng is None:
+        return f"{method}: {label(key)} {this}"
+    return f"{method}: {label(key)} expected {_fmt(rng[0])}–{_fmt(rng[1])}; this run: {this}"
+
+
+def reading(chart: str, values: list[tuple[str, str, float | None]] = ()) -> str:
+    """The caption of ``chart``: the mark, its sentences, then ``expectation`` for each ``(method, key, value)``."""
+    text = f"**{READING_MARK}** {READINGS[chart]}"
+    lines = [expectation(*v) for v in values]
+    return text + ("  \n" + "  \n".join(lines) if lines else "")
+
+
+def expected_source() -> str:
+    """Where the expected ranges come from, in one line."""
+    return _expected().get("source", "")

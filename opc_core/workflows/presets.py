@@ -1,0 +1,44 @@
+"""The named one-click comparisons of shallow vs deep forgetting: ``fast`` (the home page's first button, about a
+minute and a half on a 2-core CPU) and ``full`` (every method the shipped demo shows, each with its tuned preset, and
+a longer gradient inversion; several minutes).
+
+Both run the benchmark workflow on the embedded default (Fashion-MNIST subset, the shipped small CNN, classes 0, 1, 2
+forgotten). ``scripts/bench_preset.py`` measures where their time goes.
+"""
+
+from __future__ import annotations
+
+from opc_core.runs.record import BenchParams
+
+COMMON = {"dataset": "fashion_mnist_small", "model": "cnn_small", "forget_classes": [0, 1, 2], "seed": 0}
+PRESETS: dict[str, dict] = {
+    "fast": {
+        **COMMON,
+        "methods": ["opc", "opc_features", "retrain", "ft", "ga", "rl"],
+        "mia": False,  # two SVC fits per model; for whole classes every method scores ~100 (docs/results.md)
+        "inversion_images": 2,
+        "inversion_settings": {"iterations": 200},
+    },
+    "full": {
+        **COMMON,
+        "methods": ["opc", "opc_features", "retrain", "ft", "ga", "rl", "salun", "scrub"],
+    },
+}
+BLURBS = {
+    "fast": "**Fast** (about 90 s on a 2-core CPU): OPC on the logits (as in the paper) and on the penultimate "
+    "features, against FT, GA and RL, each followed by the recovery attacks, then a short gradient inversion.",
+    "full": "**Full** (several minutes): the shipped demo's comparison — both OPC variants, retrain (the "
+    "reference), FT, GA, RL, SalUn and SCRUB with their tuned presets, every attack, a longer inversion.",
+}
+
+
+def preset_params(name: str) -> BenchParams:
+    """The benchmark parameters of preset ``name``."""
+    if name not in PRESETS:
+        raise KeyError(f"unknown preset {name!r}; valid: {', '.join(PRESETS)}")
+    return BenchParams(**PRESETS[name])
+
+
+def describe(name: str) -> str:
+    """One paragraph saying what preset ``name`` runs."""
+    return BLURBS[name]

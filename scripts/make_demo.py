@@ -1,0 +1,96 @@
+"""Make the shipped demo (assets/demo): the full shallow-vs-deep comparison, computed with this project's own code.
+
+    OMP_WAIT_POLICY=PASSIVE .venv/bin/python scripts/make_demo.py [--seeds 0,1,2] [--out assets/demo]
+
+1. runs the ``full`` preset (opc_core.workflows.presets) in a fresh temporary run store, as the dashboard's worker
+   would: every method, its metrics, every recovery attack, the gradient inversion;
+2. stores each method's maps (UMAP and PCA) and depth view, as the idle worker does after a live run;
+3. exports the comparison with its runs, step records, checkpoints, maps and inversion gallery
+   (opc_core.workflows.demo.export_demo);
+4. measures the expected ranges the guided reading shows beside each value: the min and max of every metric per
+   method over the full comparison and the ``fast`` preset with each of ``--seeds``, written to expected.json.
+
+Nothing in the output is edited by hand; re-run this script after a change to the methods or attack defaults.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+KEYS = ("ua", "ra", "ta", "mia", "contraction_radius", "psnr", "ssim")
+
+
+def metric_rows(store, bench_id: str) -> list[tuple[str, dict[str, float]]]:
+    """``(method label, {metric key: value})`` of each finished method of a comparison."""
+    from opc_core.report.tables import metric_value
+
+    out = []
+    for run in store.list(kind="unlearn", parent=bench_id, status="done"):
+        keys = [*KEYS, *(f"recovered_ua_{a}" for a in run.metrics.get("recovery") or {})]
+        values = {k: v for k in keys if (v := metric_value(run, k)) is not None}
+        out.append((run.params.name, values))
+    return out
+
+
+def ranges(rows: list[tuple[str, dict[str, float]]]) -> dict[str, dict[str, list[float]]]:
+    out: dict[str, dict[str, list[float]]] = {}
+    for method, values in rows:
+        for key, v in values.items():
+            lo, hi = out.setdefault(method, {}).get(key, [v, v])
+            out[method][key] = [round(min(lo, v), 2), round(max(hi, v), 2)]
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--seeds", default="0,1,2", help="seeds of the fast preset for the expected ranges ('' = none)")
+    ap.add_argument("--out", default=None, help="output folder (default assets/demo)")
+    args = ap.parse_args()
+    os.environ["OPC_LAB_HOME"] = tempfile.mkdtemp(prefix="opc-demo-")
+    import dataclasses
+
+    import torch
+
+    from opc_core.report.text import EXPECTED_FILE
+    from opc_core.runs.store import RunStore
+    from opc_core.workflows import Options, start
+    from opc_core.workflows.demo import DEMO_DIR, export_demo
+    from opc_core.workflows.explore import store_maps
+    from opc_core.workflows.presets import preset_params
+
+    torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+    out = Path(args.out) if args.out else DEMO_DIR
+    store = RunStore()
+    t0 = time.perf_counter()
+    bench = start(preset_params("full"), store, Options(title="shallow vs deep · full preset"))["run_id"]
+    print(f"full comparison {bench}: {time.perf_counter() - t0:.0f} s", flush=True)
+    for run in store.list(kind="unlearn", parent=bench, status="done"):
+        store_maps(run.id, store)
+    info = export_demo(store, bench, out)
+    print(f"exported {info['runs']} runs, {info['bytes'] / 1e6:.1f} MB to {out}", flush=True)
+    rows, sources = metric_rows(store, bench), ["the full preset, seed 0"]
+    for seed in [int(s) for s in args.seeds.split(",") if s.strip()]:
+        params = dataclasses.replace(preset_params("fast"), seed=seed)
+        t0 = time.perf_counter()
+        fast = start(params, store, Options(title=f"fast preset, seed {seed}"))["run_id"]
+        print(f"fast preset, seed {seed}: {time.perf_counter() - t0:.0f} s", flush=True)
+        rows += metric_rows(store, fast)
+        sources.append(f"the fast preset, seed {seed}")
+    expected = {
+        "source": "min–max measured by scripts/make_demo.py over " + ", ".join(sources),
+        "ranges": ranges(rows),
+    }
+    (out / EXPECTED_FILE).write_text(json.dumps(expected, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    print(f"expected ranges over {len(sources)} comparisons written to {out / EXPECTED_FILE}")
+
+
+if __name__ == "__main__":
+    main()
