@@ -73,7 +73,7 @@ if not done:
     )
     st.stop()
 rows = reference_rows(done)
-for r in done:
+for r in sorted(done, key=lambda r: r.params.method != "retrain"):
     rows.append(
         {
             "method": run_name(r),
@@ -86,9 +86,11 @@ if not any(x["method"].startswith("retrain") for x in rows):
 st.plotly_chart(
     plots.recovery_bars(rows, [a for a in ATTACKS if any(a in x["recovered_ua"] for x in rows)]), key="rec_bars"
 )
+notes = {calibration_note(r): [run_name(x) for x in done if calibration_note(x) == calibration_note(r)] for r in done}
+where = "; ".join(k if len(notes) == 1 else f"{', '.join(v)}: {k}" for k, v in notes.items())
 st.caption(
-    "Calibration: " + "; ".join(f"{run_name(r)}: {calibration_note(r)}" for r in done) + ". HR re-fits a linear head "
-    "on D_cal's labels; its logit-target option (≡ FM) predicts exactly what FM predicts."
+    f"Every FM/HR number here: calibration on {where}. HR re-fits a linear head on D_cal's labels; its logit-target "
+    "option (≡ FM) predicts exactly what FM predicts."
 )
 table = pd.DataFrame(
     [
@@ -104,9 +106,11 @@ st.dataframe(table.round(1), hide_index=True)
 explain_caption(["ua", *[f"recovered_ua_{a}" for a in ATTACKS]])
 
 st.subheader("Where does the forgotten information live?")
+d0 = done[0].metrics.get("diagnostic") or {}
 st.markdown(
-    "The head reads the features only through its **row space** (10 of the 128 dimensions of cnn_small). FM fed "
-    "only the row-space part, or only the **null-space** part, of the unlearned features shows where the forget "
-    "classes survive; the probe inside D_f asks whether they can still be told apart at all."
+    f"The head reads the features only through its **row space** ({d0.get('head_rank', 'K')} of the "
+    f"{d0.get('feature_dim', 'D')} feature dimensions here). FM fed only the row-space part, or only the "
+    "**null-space** part, of the unlearned features shows where the forget classes survive; the probe inside D_f "
+    "asks whether they can still be told apart at all."
 )
 st.dataframe(diagnostic_table(done), hide_index=True)

@@ -44,8 +44,8 @@ def run(args: argparse.Namespace) -> None:
     for text in args.splits:
         classes, _, seed = text.partition("@")
         out = RESULTS / f"{args.dataset}__{args.model}__{classes.replace(',', '-')}@{seed or 0}.json"
-        if out.exists() and not args.force:
-            print(f"{out.name}: kept (use --force to recompute)", flush=True)
+        if out.exists() and not (args.force or args.merge):
+            print(f"{out.name}: kept (use --force to recompute, --merge to replace some methods)", flush=True)
             continue
         params = BenchParams(
             dataset=args.dataset,
@@ -59,8 +59,23 @@ def run(args: argparse.Namespace) -> None:
         t0 = time.perf_counter()
         result = start(params, RunStore(home))
         result["wall_s"] = round(time.perf_counter() - t0, 1)
+        if args.merge and out.exists():
+            result = merge(json.loads(out.read_text()), result, params.methods)
         out.write_text(json.dumps(result, indent=1, default=str))
         print(f"{out.name}: {result['wall_s']} s", flush=True)
+
+
+def merge(old: dict, new: dict, methods: list[str]) -> dict:
+    """``old`` with the rows of ``methods`` replaced by (or added from) ``new``'s; everything else stays ``old``'s.
+    The merged methods' inversion scores come from ``new``'s gallery (same images: same split and seed)."""
+    from opc_core.config import parse_variant
+
+    labels = {parse_variant(m)[0] for m in methods}
+    fresh = {r["method"]: r for r in new["rows"] if r["method"] in labels}
+    rows = [fresh.pop(r["method"], r) for r in old["rows"]] + list(fresh.values())
+    merged = {**old, "rows": rows, "merged": [*old.get("merged", []), {"methods": sorted(labels), "run": new}]}
+    merged["merged"][-1]["run"] = {k: new.get(k) for k in ("seconds", "wall_s", "inversion_original")}
+    return merged
 
 
 def render(_: argparse.Namespace | None = None) -> str:
@@ -88,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--threads", type=int, default=1)
     r.add_argument("--home", help="run store for the benchmark runs (default: a fresh temporary folder)")
     r.add_argument("--force", action="store_true", help="recompute splits that already have a result")
+    r.add_argument("--merge", action="store_true", help="replace only these methods' rows in a stored result")
     sub.add_parser("render", help="only render docs/results.md from docs/bench/results/*.json")
     args = ap.parse_args(argv)
     if args.cmd == "run":

@@ -8,8 +8,11 @@ rescaled:
   two-fold cross-validation on D_f alone, with its true labels: the accuracy with which the forget classes (or, in
   random-sample mode, the classes present in D_f) can still be told apart from each other. Chance is the share of
   the largest class.
-- **Fisher ratio**: between-class over within-class scatter (traces) of D_f's classes. 0 when the classes share one
-  point; unchanged under any rescaling of the features.
+- **Fisher ratio**: between-class over within-class scatter (traces) of D_f's classes, on features standardised per
+  dimension (``standardise=True``, the default): 0 when the classes share one point; unchanged under any rescaling of
+  any feature. Without the standardisation the traces are dominated by the widest directions, so a narrow direction
+  that still separates the classes hardly counts (measured: OPC on the logits keeps a raw ratio of 0.01 of the
+  original's on digits while a probe still separates its forget classes at 86%).
 """
 
 from __future__ import annotations
@@ -20,10 +23,15 @@ import numpy as np
 import torch
 
 
-def fisher_ratio(f: torch.Tensor, y: torch.Tensor) -> float:
-    """tr(S_b) / tr(S_w) of features ``f`` (N, D) with labels ``y`` (N,); 0.0 when every point is the same, ``inf``
-    when the classes are distinct points with no spread inside; NaN for fewer than two classes."""
+def fisher_ratio(f: torch.Tensor, y: torch.Tensor, standardise: bool = True) -> float:
+    """tr(S_b) / tr(S_w) of features ``f`` (N, D) with labels ``y`` (N,), each dimension first scaled to unit variance
+    (``standardise``; constant dimensions dropped); 0.0 when every point is the same, ``inf`` when the classes are
+    distinct points with no spread inside; NaN for fewer than two classes."""
     x, labels = f.detach().cpu().double().reshape(len(f), -1), y.cpu()
+    if standardise:
+        sd = x.std(0)
+        keep = sd > 1e-12 * max(float(sd.max()) if len(sd) else 0.0, 1e-300)
+        x = (x[:, keep] - x[:, keep].mean(0)) / sd[keep] if bool(keep.any()) else torch.zeros(len(x), 1).double()
     classes = labels.unique()
     if len(classes) < 2:
         return float("nan")

@@ -257,19 +257,26 @@ def embedding_grid(
     forget_only: bool = False,
     cols: int = 3,
 ) -> go.Figure:
-    """Every model's map in one grid with shared axes (``maps``: title -> (n, 2) points, original first)."""
+    """Every model's map in one grid with the SAME axes (``maps``: title -> (n, 2) points, original first)."""
     from plotly.subplots import make_subplots
 
     names = list(maps)
     rows = (len(names) + cols - 1) // cols
     titles = [f"{n}<br><sub>{(captions or {}).get(n, '')}</sub>" for n in names]
-    fig = make_subplots(rows, cols, subplot_titles=titles, shared_xaxes=True, shared_yaxes=True, vertical_spacing=0.12)
+    fig = make_subplots(rows, cols, subplot_titles=titles, vertical_spacing=0.16 / max(rows - 1, 1) + 0.04)
     for i, name in enumerate(names):
         for t in _scatter_traces(maps[name], is_forget, labels, class_names, None, forget_only):
             t.showlegend = i == 0
             t.legendgroup = t.name
             fig.add_trace(t, row=i // cols + 1, col=i % cols + 1)
-    return _layout(fig, "Every run of the benchmark in one map (fitted on the original)", height=330 * rows + 80)
+    pts = np.concatenate([np.asarray(p) for p in maps.values()])
+    lo, hi = pts.min(0), pts.max(0)
+    pad = 0.05 * (hi - lo + 1e-9)
+    fig.update_xaxes(range=[lo[0] - pad[0], hi[0] + pad[0]], showticklabels=False)
+    fig.update_yaxes(range=[lo[1] - pad[1], hi[1] + pad[1]], showticklabels=False)
+    fig = _layout(fig, "", height=300 * rows + 60)
+    fig.update_layout(margin=dict(t=70), legend=dict(orientation="h", yanchor="top", y=-0.02, x=0, xanchor="left"))
+    return fig
 
 
 def forget_confusion(

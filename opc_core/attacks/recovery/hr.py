@@ -48,7 +48,8 @@ class Config(RidgeConfig):
     "is identical to FM).",
     threat_model="The unlearned model and labelled calibration images D_cal (or the original model's logits on them), "
     "never D_f.",
-    paper="Jung et al. 2025, OPC (arXiv 2507.07754); a variant of its FM attack without the original head",
+    paper="named in Jung et al. 2025 (arXiv 2507.07754), whose exact form is not given; here a head re-fitted on "
+    "the calibration labels",
 )
 def attack(
     unlearned: nn.Module,
