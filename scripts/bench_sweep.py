@@ -2,11 +2,15 @@
 
     python scripts/bench_sweep.py sensitivity [--from STATE.json] [--seeds 0,1,2]
     python scripts/bench_sweep.py fraction [--from STATE.json]
+    python scripts/bench_sweep.py cost [--out docs/bench/sweep_cost.json]
 
 Each study runs its sweeps through the library (the same code as ``python -m opc_core sweep``) into the run store
 ($OPC_LAB_HOME), records their run ids in a state file, then writes its figure (PNG), its table and the section of the
 doc from the stored runs; ``--from STATE.json`` skips the runs and only rewrites the doc. Every setting that is not
 swept is pinned in the grid (single values), so a later change of the dataset's preset cannot change a re-run.
+``cost`` measures what docs/scaling.md extrapolates from: one OPC and one FT cell with every attack (wall time by
+phase), the per-step cost of FT and of OPC at several forget-batch fractions (cnn_small), and ResNet-18 steps on
+CIFAR-size input through the library's loop on this CPU. Every figure comes with the load average it was measured at.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
 
 from opc_core.report.sweep import docs_section, sensitivity_png, summarise  # noqa: E402
 from opc_core.runs.store import RunStore  # noqa: E402
@@ -79,13 +83,74 @@ def write_doc(name: str, ids: dict[str, str]) -> Path:
     return doc
 
 
+def step_costs(repeats: int = 3, steps: int = 25) -> dict:
+    """Seconds per step (the best of ``repeats``, interleaved) of FT and OPC at several forget-batch fractions."""
+    import torch
+    from bench_gpu import method_step
+
+    from opc_core.train.zoo import load_for
+    from opc_core.workflows.unlearn import build_split
+
+    data, model, _ = load_for("fashion_mnist_small", "cnn_small", device="cpu")
+    split = build_split(data, None, None, 0)
+    configs = {"ft": ("ft", {})} | {f"opc@{f}": ("opc", {"forget_batch": f}) for f in (1.0, 0.5, 0.25, 0.125)}
+    best: dict[str, float] = {}
+    for _ in range(repeats):
+        for name, (method, over) in configs.items():
+            s = method_step(method, model, data, split, {"max_steps": steps, "epochs": 50, **over}, torch.device("cpu"))
+            best[name] = min(best.get(name, float("inf")), s["s_per_step"])
+    return {"s_per_step": best, "x_ft": {k: v / best["ft"] for k, v in best.items()}, "load": _load()}
+
+
+def resnet_steps(steps: int = 6) -> dict:
+    """ResNet-18 on CIFAR-size input (a fixed pattern, no download) through the library's loop, batch 128, CPU."""
+    import torch
+    from bench_gpu import method_step, synthetic_cifar
+
+    from opc_core.data import make_split
+    from opc_core.models import create_model
+
+    data = synthetic_cifar(2048, 64)
+    split = make_split(data, forget_classes=[0, 1, 2], seed=0)
+    torch.manual_seed(0)
+    model = create_model("resnet18", 3, 10, 32)
+    cfg = {"max_steps": steps, "epochs": 50, "batch_size": 128}
+    cpu = torch.device("cpu")
+    out = {m: method_step(m, model, data, split, cfg, cpu)["s_per_step"] for m in ("ft", "opc")}
+    return {"s_per_step": out, "threads": torch.get_num_threads(), "load": _load()}
+
+
+def cell_cost() -> dict:
+    """One OPC and one FT cell (the fashion_mnist_small presets) with MIA and every recovery attack: wall seconds of
+    the whole cell, of the unlearning loop, and of each attack."""
+    store = RunStore()
+    out = start(SweepParams(methods=["opc", "ft"]), store, Options(title="cost of one cell"))
+    cells = {}
+    for entry in out["cells"]:
+        run = store.get(entry["run_id"])
+        rec = run.metrics.get("recovery") or {}
+        cells[entry["label"]] = {
+            "cell_s": run.duration_s,
+            "unlearn_s": run.metrics.get("seconds"),
+            "steps": run.metrics.get("steps"),
+            "attacks_s": {a: r.get("seconds") for a, r in rec.items()},
+        }
+    return {"sweep": out["run_id"], "cells": cells, "load": _load()}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("study", choices=sorted(STUDIES))
+    ap.add_argument("study", choices=[*sorted(STUDIES), "cost"])
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--from", dest="state", help="a state file of an earlier run: only rewrite the doc")
+    ap.add_argument("--out", default=str(ROOT / "docs" / "bench" / "sweep_cost.json"), help="cost: the JSON file")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.study == "cost":
+        res = {"steps": step_costs(), "resnet18_cpu": resnet_steps(), "cell": cell_cost()}
+        Path(args.out).write_text(json.dumps(res, indent=2))
+        print(json.dumps(res, indent=2))
+        return
     if args.state:
         ids = json.loads(Path(args.state).read_text())
     else:

@@ -2,9 +2,9 @@
 against each swept number, one line per method variant), and the CSV / JSON / HTML / PNG export.
 
 Every metric of a cell is aggregated: UA, RA, TA, MIA, the forget-test accuracy, each recovery attack's recovered UA
-(``<attack> UA``), seconds, steps and seconds per step. Numbers a recovery entry carries besides an attack's headline
-(e.g. the "where does the information live" diagnostic of a later version, when a run's ``metrics["recovery"]`` has
-it) become columns ``<entry>.<field>`` and their own panels; runs without them simply lack those columns.
+(``<attack> UA``), the numbers of the "where does the forgotten information live?" diagnostic (``diag.<field>``, when
+a run's metrics have one), seconds, steps and seconds per step. The sensitivity plots show UA, TA, FM's recovered UA
+and the diagnostic's FM on the head's null space and probe inside D_f; the table and CSV hold the rest.
 """
 
 from __future__ import annotations
@@ -19,9 +19,18 @@ from opc_core.runs.store import RunStore
 from opc_core.workflows.sweep import progress
 
 HEADLINE = ("ua", "ra", "ta", "mia", "forget_test_acc", "seconds", "steps")
-SKIP_FIELDS = {"recovered_acc", "seconds", "n_scored", "details"}  # per-attack bookkeeping, not a result
-LABELS = {"ua": "UA", "ra": "RA", "ta": "TA", "mia": "MIA", "forget_test_acc": "forget-test acc.", "fm UA": "FM UA"}
-PLOT_METRICS = ("ua", "ta", "fm UA")  # always plotted (when present), before any diagnostic column
+DIAG_SETTINGS = {"eps", "n_probe", "head_rank", "feature_dim", "probe_inside_chance"}  # how it ran, not a result
+LABELS = {
+    "ua": "UA",
+    "ra": "RA",
+    "ta": "TA",
+    "mia": "MIA",
+    "forget_test_acc": "forget-test acc.",
+    "fm UA": "FM UA",
+    "diag.fm_null_ua": "FM UA, null space",
+    "diag.probe_inside": "probe inside D_f",
+}
+PLOT_METRICS = ("ua", "ta", "fm UA", "diag.fm_null_ua", "diag.probe_inside")  # each when present
 PALETTE = ["#4C72B0", "#DD8452", "#55A868", "#C44E52", "#8172B3", "#937860", "#DA8BC3", "#8C8C8C"]
 
 
@@ -29,16 +38,15 @@ def _number(v: Any) -> float | None:
     return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) else None
 
 
-def recovery_columns(recovery: Mapping[str, Any] | None) -> dict[str, float]:
-    """``{"fm UA": 62.1, ...}`` from a run's ``metrics["recovery"]``, plus every other number an entry carries."""
+def attack_columns(metrics: Mapping[str, Any]) -> dict[str, float]:
+    """``{"fm UA": 62.1, ..., "diag.fm_null_ua": 8.6, ...}``: each attack's recovered UA, the diagnostic's numbers."""
     out = {}
-    for name, res in (recovery or {}).items():
-        if not isinstance(res, Mapping):
-            continue
-        for field, value in res.items():
-            key = f"{name} UA" if field == "recovered_ua" else f"{name}.{field}"
-            if field not in SKIP_FIELDS and _number(value) is not None:
-                out[key] = float(value)
+    for name, res in (metrics.get("recovery") or {}).items():
+        if isinstance(res, Mapping) and _number(res.get("recovered_ua")) is not None:
+            out[f"{name} UA"] = float(res["recovered_ua"])
+    for field, value in (metrics.get("diagnostic") or {}).items():
+        if field not in DIAG_SETTINGS and _number(value) is not None:
+            out[f"diag.{field}"] = float(value)
     return out
 
 
@@ -62,7 +70,7 @@ def cell_rows(store: RunStore, sweep_id: str) -> list[dict[str, Any]]:
         row.update({k: _number(m.get(k)) for k in HEADLINE})
         if row["seconds"] and row["steps"]:
             row["s/step"] = row["seconds"] / row["steps"]
-        row.update(recovery_columns(m.get("recovery")))
+        row.update(attack_columns(m))
         rows.append(row)
     return rows
 
@@ -113,14 +121,9 @@ def _as_float(v: Any) -> float | None:
         return None
 
 
-def diagnostic_columns(table: Sequence[Mapping[str, Any]]) -> list[str]:
-    """Recovery numbers beyond the attacks' recovered UA (the diagnostic entries), when any cell has them."""
-    return sorted({c for r in table for c in r if "." in c and not c.endswith(" std")})
-
-
 def plot_metrics(table: Sequence[Mapping[str, Any]]) -> list[str]:
     present = {c for r in table for c in r}
-    return [m for m in PLOT_METRICS if m in present] + diagnostic_columns(table)
+    return [m for m in PLOT_METRICS if m in present]
 
 
 def series(table: Sequence[Mapping[str, Any]], x: str, keys: Sequence[str]) -> dict[str, list[Mapping[str, Any]]]:
@@ -214,12 +217,14 @@ def _pm(row: Mapping[str, Any], col: str, digits: int = 1) -> str:
 
 
 def table_columns(table: Sequence[Mapping[str, Any]]) -> list[str]:
-    """The result columns to show, in a fixed order: UA RA TA MIA, the attacks, diagnostics, cost."""
+    """The result columns of the Markdown table, in a fixed order: UA RA TA MIA, the attacks, the plotted
+    diagnostic numbers, cost (the CSV and JSON hold every column)."""
     present = list(dict.fromkeys(c for r in table for c in r if not c.endswith(" std")))
     lead = [c for c in ("ua", "ra", "ta", "mia") if c in present]
     attacks = [c for c in present if c.endswith(" UA")]
+    diag = [c for c in PLOT_METRICS if c.startswith("diag.") and c in present]
     cost = [c for c in ("steps", "s/step", "seconds") if c in present]
-    return lead + attacks + diagnostic_columns(table) + cost
+    return lead + attacks + diag + cost
 
 
 def markdown_table(table: Sequence[Mapping[str, Any]]) -> str:

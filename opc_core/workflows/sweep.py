@@ -201,7 +201,8 @@ def _cell_body(params: UnlearnParams, ctx: RunContext, attacks: list[str] | None
     summary = unlearn(params, ctx)
     if attacks is None or attacks:
         ctx.set_stage(Stage(params.name, "recovery"))
-        summary["recovery"] = recovery_for_run(ctx.run_id, ctx.store, names=attacks)
+        # the original model's own attack scores are the same for every cell: the report needs no per-cell copy
+        summary["recovery"] = recovery_for_run(ctx.run_id, ctx.store, names=attacks, reference=False)
     return summary
 
 
