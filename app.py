@@ -12,17 +12,19 @@ import streamlit as st
 from pages._address import refuse_remote_sessions
 
 FIGURE = Path(__file__).resolve().parent / "assets" / "img" / "shallow_vs_deep.png"
-# Page icons are Unicode, not ``:material/...:`` names: those are fetched as images from a font server (offline: none).
+# Page icons are emoji that the common DejaVu font draws, not ``:material/...:`` names: those are fetched as images
+# from a font server (offline: none).
 # The same paths as pages/_services.py's constants; spelled out so the home page can draw its text before anything
 # imports opc_core (and with it torch, seconds on a busy CPU).
 WORKFLOW = [
-    ("pages/model.py", "Model", "🧠", "pick a pretrained model (or train / upload one)"),
-    ("pages/unlearn.py", "Unlearn", "🧽", "choose classes to forget and a method; watch the losses live"),
-    ("pages/feature_space.py", "Feature space", "🗺️", "UMAP / PCA of the features: does the forget set collapse?"),
-    ("pages/recovery.py", "Recovery attack", "🔓", "can a linear map bring the forgotten accuracy back?"),
-    ("pages/inversion.py", "Gradient inversion", "🖼️", "can the forgotten images be rebuilt from gradients?"),
-    ("pages/compare.py", "Compare", "📊", "all runs side by side; export a report or a class handout"),
-    ("pages/glossary.py", "Glossary", "📖", "every term and symbol in plain words"),
+    ("pages/model.py", "Model", "⚙", "pick a pretrained model (or train / upload one)"),
+    ("pages/unlearn.py", "Unlearn", "✂", "choose classes to forget and a method; watch the losses live"),
+    ("pages/feature_space.py", "Feature space", "✳", "UMAP / PCA of the features: does the forget set collapse?"),
+    ("pages/recovery.py", "Recovery attack", "↩", "can a linear map bring the forgotten accuracy back?"),
+    ("pages/inversion.py", "Gradient inversion", "⚗", "can the forgotten images be rebuilt from gradients?"),
+    ("pages/compare.py", "Compare", "⚖", "all runs side by side; export a report or a class handout"),
+    ("pages/sweep.py", "Sweep", "🧪", "a grid of runs over settings and seeds: mean ± std and sensitivity plots"),
+    ("pages/glossary.py", "Glossary", "✒", "every term and symbol in plain words"),
 ]
 
 
@@ -66,8 +68,8 @@ def home() -> None:
     device.caption(f"Computing on: **{device_name()}**")
 
 
-pages = [st.Page(home, title="Home", icon="🏠", default=True)]
+pages = [st.Page(home, title="Home", icon="☀", default=True)]
 pages += [st.Page(path, title=title, icon=icon) for path, title, icon, _ in WORKFLOW]
-st.set_page_config(page_title="OPC Lab", page_icon="🧽", layout="wide")
+st.set_page_config(page_title="OPC Lab", page_icon="✂", layout="wide")
 refuse_remote_sessions()  # a browser on another machine is refused if the server listens everywhere
 st.navigation(pages).run()

@@ -54,7 +54,9 @@ with st.form("sweep_form"):
     st.markdown(f"Model: **{choice['model']}** on **{choice['dataset']}** (change it on the Model page).")
     left, right = st.columns(2)
     variants = [*list_methods(), "opc:layer=features"]
-    form = {"methods": left.multiselect("Methods and variants", variants, default=["opc", "opc:layer=features"])}
+    form = {
+        "methods": left.multiselect("Methods and variants", variants, ["opc", "opc:layer=features"], key="sw_methods")
+    }
     form["grid"] = [
         (
             left.text_input(f"Setting {i + 1} (KEY, or METHOD:KEY for one method)", key, key=f"sw_key{i}"),
@@ -62,13 +64,17 @@ with st.form("sweep_form"):
         )
         for i, (key, values) in enumerate((("opc:lam", "0.3, 1"), ("", "")))
     ]
-    form["forget"] = left.text_input("Forget classes (several sets: separate with ';')", "0,1,2")
-    form["seeds"] = right.text_input("Seeds", "0, 1")
-    form["attacks"] = left.multiselect("Recovery attacks after each cell", list_attacks(), default=["fm"])
-    form["budget"] = right.number_input("Equal budget: steps for every method (0 = their own epochs)", 0, 100000, 0)
+    form["forget"] = left.text_input("Forget classes (several sets: separate with ';')", "0,1,2", key="sw_forget")
+    form["seeds"] = right.text_input("Seeds", "0, 1", key="sw_seeds")
+    form["attacks"] = left.multiselect("Recovery attacks after each cell", list_attacks(), ["fm"], key="sw_attacks")
+    form["budget"] = right.number_input(
+        "Equal budget: steps for every method (0 = their own epochs)", 0, 10**6, 0, key="sw_budget"
+    )
     engines = ["local"] + (["ray"] if importlib.util.find_spec("ray") else [])
-    form["engine"] = right.radio("Engine", engines, horizontal=True, help="ray: cells run in parallel (one CPU each)")
-    submitted = st.form_submit_button("Launch sweep", type="primary")
+    form["engine"] = right.radio(
+        "Engine", engines, horizontal=True, help="ray: cells in parallel, a CPU each", key="sw_engine"
+    )
+    submitted = st.form_submit_button("Launch sweep", type="primary", key="sw_launch")
 if submitted:
     try:
         params = build_params(form)

@@ -221,3 +221,32 @@ def test_summary_of_a_running_sweep_counts_its_cells(store):
     s = summarise(store, sweep.id)
     assert s["progress"].startswith("cells 0/2 done · 1 running · 1 queued") and "ETA" in s["progress"]
     assert [(r["variant"], r["n"]) for r in s["table"]] == [("ft", 0)] and "ua" not in s["table"][0]
+
+
+def test_sweep_page_launches_a_job_and_shows_the_table(tmp_path, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("OPC_LAB_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("OPC_LAB_WARM_WORKER", "0")
+    monkeypatch.setenv("OPC_LAB_DEMO", "0")
+    monkeypatch.syspath_prepend(str(ROOT))
+    at = AppTest.from_file(str(ROOT / "pages" / "sweep.py"), default_timeout=90)
+    at.session_state["model_choice"] = {"dataset": "digits", "model": "cnn_small", "checkpoint": None, "name": None}
+    at.run()
+    assert "No sweep yet" in " ".join(i.value for i in at.info) and not at.exception
+    at.multiselect(key="sw_methods").set_value(["ft"])
+    at.text_input(key="sw_key0").set_value("max_steps")
+    at.text_input(key="sw_values0").set_value("1, 2")
+    at.text_input(key="sw_forget").set_value("0,1")
+    at.text_input(key="sw_seeds").set_value("0")
+    at.multiselect(key="sw_attacks").set_value([])
+    at.button(key="sw_launch").click().run()
+    assert not at.error
+    from pages._services import manager
+
+    run = manager().wait(at.session_state["sweep_run"], timeout=600)
+    assert run.kind == "sweep" and run.status == "done", run.error
+    at.run()
+    text = " ".join(m.value for m in at.markdown)
+    assert "| ft | 1 | classes 0,1 | 1 |" in text and "| ft | 2 | classes 0,1 | 1 |" in text
+    assert len(at.get("plotly_chart")) == 1 and not at.exception
