@@ -29,7 +29,7 @@ def demo_notice() -> None:
         f"{len(bench.params.methods)} methods on the embedded Fashion-MNIST (computed on {when} by "
         "`scripts/make_demo.py` with this project's own code). Its runs are marked *demo*; the buttons below "
         "run the comparison again, live, on this machine.",
-        icon="🎓",
+        icon="☑",
     )
 
 

@@ -17,18 +17,18 @@ from pages._services import manager, store
 
 # status -> (badge colour, Unicode icon: ":material/...:" icons are fetched from a font server)
 STATUS_STYLE = {
-    "queued": ("gray", "⏳"),
-    "running": ("blue", "🔄"),
-    "done": ("green", "✅"),
-    "failed": ("red", "❌"),
-    "cancelled": ("orange", "🚫"),
-    "interrupted": ("orange", "⚠️"),
+    "queued": ("gray", "▫"),
+    "running": ("blue", "▶"),
+    "done": ("green", "✔"),
+    "failed": ("red", "✖"),
+    "cancelled": ("orange", "◼"),
+    "interrupted": ("orange", "⚠"),
 }
 FAST_POLL_S, FAST_POLL_FOR_S = 0.2, 20.0
 
 
 def status_badge(run) -> None:
-    color, icon = STATUS_STYLE.get(run.status, ("gray", "❔"))
+    color, icon = STATUS_STYLE.get(run.status, ("gray", "▪"))
     st.badge(run.status, icon=icon, color=color)
 
 

@@ -14,9 +14,9 @@ from pages._widgets import chart, explain_caption, link, metric_cards
 RESULT_KEYS = ("ua", "ra", "ta", "mia", "forget_test_acc")
 REPR_KEYS = ("contraction_radius", "cka_forget", "entropy_forget", "feat_norm_forget", "logit_norm_forget")
 NEXT = [
-    (FEATURES_PAGE, "See its feature space", "🗺️"),
-    (RECOVERY_PAGE, "Attack it: recovery", "🔓"),
-    (INVERSION_PAGE, "Attack it: gradient inversion", "🖼️"),
+    (FEATURES_PAGE, "See its feature space", "✳"),
+    (RECOVERY_PAGE, "Attack it: recovery", "↩"),
+    (INVERSION_PAGE, "Attack it: gradient inversion", "⚗"),
 ]
 
 

@@ -13,7 +13,7 @@ from opc_core.report import text as ui_text
 from opc_core.report.tables import run_label
 from pages._services import UNLEARN_PAGE, dataset, store
 
-INFO = "ℹ️"  # Unicode icons: ":material/...:" icons are fetched from a font server, which an offline machine lacks
+INFO = "ℹ"  # Unicode icons: ":material/...:" icons are fetched from a font server; these DejaVu draws
 
 
 # --- navigation and empty states -------------------------------------------------------------------------------------
@@ -28,7 +28,7 @@ def link(page: str, label: str, icon: str | None = None) -> None:
 def empty_state(text: str) -> None:
     """An info box saying what is missing, and the way to the Unlearn page that makes it."""
     st.info(text, icon=INFO)
-    link(UNLEARN_PAGE, "Go to the Unlearn page", "🧽")
+    link(UNLEARN_PAGE, "Go to the Unlearn page", "✂")
 
 
 # --- guided reading --------------------------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ st.title("Unlearn")
 choice = current_model()
 if not choice["checkpoint"]:
     st.warning(f"No pretrained {choice['model']} for {choice['dataset']} yet: train or upload one first.")
-    link(MODEL_PAGE, "Model page", "🧠")
+    link(MODEL_PAGE, "Model page", "⚙")
     st.stop()
 data = dataset(choice["dataset"])
 st.caption(f"Model: **{choice['name']}** ({choice['model']} on {choice['dataset']}) — change it on the Model page.")

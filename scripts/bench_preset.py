@@ -5,6 +5,11 @@ loading, the unlearning loop (and inside it the periodic UA/RA + feature snapsho
 it MIA), the recovery attacks, the gradient inversion and the map embedding. Prints a table (or JSON with --json).
 
     OMP_WAIT_POLICY=PASSIVE .venv/bin/python scripts/bench_preset.py [--preset fast|full] [--json]
+    .venv/bin/python scripts/bench_preset.py --home HOME --bench RUN_ID   # the breakdown of a stored comparison
+
+The breakdown of a finished comparison also reads from its stored runs alone (``breakdown``): per method the loop,
+the evaluation (the rest of its unlearn run) and the recovery attacks (until the next method starts), then the
+inversion (after the last method, until the comparison ends).
 """
 
 from __future__ import annotations
@@ -60,12 +65,39 @@ def instrument(totals: dict[str, float], current: list[str]) -> None:
         setattr(owner, attr, functools.wraps(fn)(timed))
 
 
+def breakdown(store, bench_id: str) -> dict[str, float]:
+    """Seconds per method and phase of a finished comparison, from its runs' timestamps and loop seconds."""
+    bench = store.get(bench_id)
+    kids = sorted(store.list(kind="unlearn", parent=bench_id), key=lambda r: r.created)
+    out: dict[str, float] = {}
+    for kid, nxt in zip(kids, [*kids[1:], None]):
+        loop = float(kid.metrics.get("seconds") or 0.0)
+        name = kid.params.name
+        out[f"{name}: loop (with monitor)"] = round(loop, 1)
+        out[f"{name}: load + evaluation"] = round((kid.finished or kid.started) - kid.started - loop, 1)
+        end = nxt.started if nxt is not None else kid.finished
+        out[f"{name}: recovery attacks"] = round(max(0.0, end - (kid.finished or end)), 1) if nxt else 0.0
+    last = kids[-1] if kids else None
+    if last is not None and bench.finished:
+        out["recovery (last method) + inversion"] = round(bench.finished - (last.finished or bench.finished), 1)
+    out["total"] = round((bench.finished or 0) - (bench.started or 0), 1)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--preset", default="fast", help="fast or full (opc_core.workflows.presets)")
     ap.add_argument("--threads", type=int, default=2, help="torch threads (1: CPU time ~ a quiet machine's wall time)")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--home", help="with --bench: print the breakdown of a stored comparison and exit")
+    ap.add_argument("--bench", help="a finished comparison's run id in --home")
     args = ap.parse_args()
+    if args.bench:
+        from opc_core.runs.store import RunStore
+
+        for k, v in breakdown(RunStore(args.home), args.bench).items():
+            print(f"  {k:<48} {v}")
+        return
     os.environ.setdefault("OPC_LAB_HOME", tempfile.mkdtemp(prefix="opc-preset-"))
     import torch
 

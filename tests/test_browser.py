@@ -1,5 +1,10 @@
-"""End-to-end in a real headless Chromium: choose the model, launch OPC on the embedded default, watch the live curve
-grow, then open the feature space, recovery, inversion and compare pages; no page may show an exception or an error.
+"""End-to-end in a real headless Chromium, with every request that would leave the machine refused and failing the test.
+
+``test_demo_guided_reading``: a first start shows the shipped demo on every page with no job launched; the test walks
+the guided reading: every chart (plotly figure or image gallery) carries its "How to read it" caption.
+``test_dashboard_end_to_end``: on an empty store, choose the model, launch OPC on the embedded default, watch the live
+curve grow, then open the feature space, recovery, inversion and compare pages; no page may show an exception or an
+error.
 
 Screenshots go to a folder in the test's tmp dir and are copied to ``$OPC_LAB_SCREENSHOTS`` when it is set. Needs the
 system Chromium at /usr/bin/chromium: skipped locally without it, a failure when ``$CI`` is set.
@@ -34,26 +39,52 @@ pytestmark = pytest.mark.browser
 EPOCHS = 0.5  # OPC on fashion_mnist_small: ~28 steps, long enough to see the curve grow, short enough for a test
 
 
-@pytest.fixture
-def browser_page(tmp_path):
+LOCAL = ("http://127.0.0.1:", "ws://127.0.0.1:", "data:", "blob:", "about:")
+
+
+def serve(tmp_path, demo: bool):
+    """The dashboard on a fresh home (the shipped demo imported or not) and a browser page whose requests to any other
+    host are aborted and collected; yields (server, page, screenshot folder), then fails on any outside request."""
     if not Path(CHROMIUM).exists():
         if os.environ.get("CI"):
             pytest.fail(f"{CHROMIUM} is missing in CI (install Debian's chromium package)")
         pytest.skip(f"{CHROMIUM} not installed")
     from playwright.sync_api import sync_playwright
 
-    server = DashboardServer(tmp_path / "home", env={"OMP_WAIT_POLICY": "PASSIVE", "OPC_LAB_DEVICE": "cpu"})
+    env = {"OMP_WAIT_POLICY": "PASSIVE", "OPC_LAB_DEVICE": "cpu", "OPC_LAB_DEMO": "1" if demo else "0"}
+    server = DashboardServer(tmp_path / "home", env=env)
+    outside: list[str] = []
+
+    def guard(route):
+        if route.request.url.startswith(LOCAL):
+            route.continue_()
+        else:
+            outside.append(route.request.url)
+            route.abort()
+
     with sync_playwright() as pw:
         browser = launch_chromium(pw)
         try:
             server.start()
             server.wait_healthy()
             page = browser.new_page(viewport={"width": 1400, "height": 2400})
+            page.route("**/*", guard)
             page.set_default_timeout(60_000)
             yield server, page, tmp_path / "screenshots"
         finally:
             server.stop()
             browser.close()
+    assert not outside, f"requests that would leave the machine: {sorted(set(outside))[:10]}"
+
+
+@pytest.fixture
+def browser_page(tmp_path):
+    yield from serve(tmp_path, demo=False)
+
+
+@pytest.fixture
+def demo_page(tmp_path):
+    yield from serve(tmp_path, demo=True)
 
 
 T0 = [time.monotonic()]
@@ -85,6 +116,42 @@ def click_point(page, chart: int, trace: int, point: int) -> None:
         [chart, trace, point],
     )
     page.mouse.click(pos["x"], pos["y"])
+
+
+READ = "How to read it:"
+DEMO_PAGES = ["Unlearn", "Feature space", "Recovery attack", "Gradient inversion", "Compare"]
+
+
+def charts_and_readings(page) -> tuple[int, bool, int]:
+    """(plotly charts, whether images are shown, "How to read it" captions) on the page as drawn."""
+    images = page.locator('[data-testid="stImage"], [data-testid="stImageContainer"]').count() > 0
+    return page.locator(".js-plotly-plot").count(), images, page.get_by_text(READ).count()
+
+
+def test_demo_guided_reading(demo_page):
+    server, page, shots = demo_page
+    T0[0] = time.monotonic()
+    page.goto(server.url)
+    page.get_by_role("heading", name=HOME_HEADING).wait_for()
+    page.get_by_text("Every page already shows a shipped demo").wait_for()
+    assert page.get_by_text("Deploy").count() == 0  # the toolbar shows only what a local user needs
+    snap(page, shots, "demo_01_home")
+    for i, title in enumerate(DEMO_PAGES, start=2):
+        goto_page(page, title)
+        page.get_by_text(READ).first.wait_for(timeout=120_000)  # the demo's results, read aloud
+        wait_idle(page)
+        page.wait_for_timeout(1500)
+        assert_no_errors(page, title)
+        charts, galleries, readings = charts_and_readings(page)
+        assert charts >= 1 or galleries, f"{title}: the demo shows no chart"
+        assert readings >= charts, f"{title}: {charts} charts but {readings} captions"
+        snap(page, shots, f"demo_{i:02d}_{title.lower().replace(' ', '_')}")
+    goto_page(page, "Glossary")
+    page.get_by_text("D_f").first.wait_for()
+    snap(page, shots, "demo_08_glossary")
+    from opc_core.runs.store import RunStore
+
+    assert not RunStore(server.home).list(status=("queued", "running"))  # no job was launched
 
 
 def test_dashboard_end_to_end(browser_page):
