@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pandas as pd
 import streamlit as st
 
 from opc_core.report.glossary import entries
@@ -14,16 +13,11 @@ st.markdown(
 )
 query = st.text_input("Filter", placeholder="e.g. UA, D_f, CKA, ‖m(x)‖", key="gl_filter").strip().lower()
 for group, items in entries().items():
-    rows = [
-        {"term": term, "symbol": symbol, "in plain words": text, "docs/science.md": section}
+    lines = [
+        f"- **{term}**" + (f" · `{symbol}`" if symbol else "") + f" — {text}" + (f" *({section})*" if section else "")
         for term, symbol, text, section in items
         if not query or query in f"{term} {symbol} {text}".lower()
     ]
-    if rows:
+    if lines:
         st.subheader(group)
-        st.dataframe(
-            pd.DataFrame(rows),
-            hide_index=True,
-            column_config={"in plain words": st.column_config.TextColumn(width="large")},
-            key=f"gl_{group}",
-        )
+        st.markdown("\n".join(lines))

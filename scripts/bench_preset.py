@@ -84,12 +84,34 @@ def breakdown(store, bench_id: str) -> dict[str, float]:
     return out
 
 
+QUIET_IMAGES_PER_S = 2200  # cnn_small-sized CNN, forward + backward, 2 threads, a quiet 2-core CPU (ENVIRONMENT.md)
+
+
+def throughput(seconds: float = 4.0) -> float:
+    """Training images per second of the shipped cnn_small on this machine now (batches of 128, forward + backward):
+    divided by QUIET_IMAGES_PER_S, how much slower than a quiet 2-core CPU this run was measured."""
+    import torch
+
+    from opc_core.train.zoo import load_for
+
+    data, model, _ = load_for("fashion_mnist_small", "cnn_small", device="cpu")
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    x, y = data.normalize(data.train_x[:128]), data.train_y[:128]
+    n, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+        opt.step()
+        n += len(x)
+    return n / (time.perf_counter() - t0)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--preset", default="fast", help="fast or full (opc_core.workflows.presets)")
-    ap.add_argument("--threads", type=int, default=2, help="torch threads (1: CPU time ~ a quiet machine's wall time)")
+    ap.add_argument("--threads", type=int, default=2, help="torch threads")
     ap.add_argument("--json", action="store_true")
-    ap.add_argument("--home", help="with --bench: print the breakdown of a stored comparison and exit")
+    ap.add_argument("--home", help="the run store's home (default: a new temporary one)")
     ap.add_argument("--bench", help="a finished comparison's run id in --home")
     args = ap.parse_args()
     if args.bench:
@@ -98,7 +120,7 @@ def main() -> None:
         for k, v in breakdown(RunStore(args.home), args.bench).items():
             print(f"  {k:<48} {v}")
         return
-    os.environ.setdefault("OPC_LAB_HOME", tempfile.mkdtemp(prefix="opc-preset-"))
+    os.environ["OPC_LAB_HOME"] = args.home or os.environ.get("OPC_LAB_HOME") or tempfile.mkdtemp(prefix="opc-preset-")
     import torch
 
     from opc_core.runs import lifecycle
@@ -121,9 +143,11 @@ def main() -> None:
 
     lifecycle.RunContext.set_stage = spy
     params = preset_params(args.preset)
+    before = throughput()
     t0, c0 = time.perf_counter(), time.process_time()
     result = start(params, RunStore(), Options(title=f"{args.preset} preset (profiled)"))
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    speed = (before + throughput()) / 2  # the machine's speed around the run, against a quiet one's
     marks = [*stages, (t0 + wall, "end", "end")]
     per_stage = defaultdict(float)
     for (t, label, phase), (t_next, _, _) in zip(marks, marks[1:]):
@@ -133,6 +157,8 @@ def main() -> None:
         "methods": list(params.methods),
         "wall_s": round(wall, 1),
         "cpu_s": round(cpu, 1),
+        "images_per_s": round(speed),
+        "quiet_estimate_s": round(wall * speed / QUIET_IMAGES_PER_S, 1),
         "threads": args.threads,
         "stages_s": {k: round(v, 1) for k, v in per_stage.items()},
         "phases_s": {k: round(v, 1) for k, v in totals.items() if isinstance(k, str)},
@@ -144,15 +170,20 @@ def main() -> None:
             r["method"]: round((r["recovered_ua"] or {}).get("fm") or float("nan"), 1) for r in result["rows"]
         },
         "load_average": os.getloadavg(),
+        "home": os.environ["OPC_LAB_HOME"],
+        "bench": result["run_id"],
+        "breakdown_s": breakdown(RunStore(), result["run_id"]),
     }
     if args.json:
         print(json.dumps(out, indent=2))
         return
     print(
         f"{args.preset} preset: {wall:.1f} s wall, {cpu:.1f} s CPU with {args.threads} torch thread(s) "
-        f"(load average at the end {out['load_average'][0]:.2f})"
+        f"(load average at the end {out['load_average'][0]:.2f}); cnn_small trained at {speed:.0f} images/s around "
+        f"it, {QUIET_IMAGES_PER_S} on a quiet 2-core CPU: about {out['quiet_estimate_s']:.0f} s there"
     )
-    for title in ("stages_s", "phases_s", "loop_s", "ua_after_fm"):
+    print(f"run store {out['home']}, comparison {out['bench']}")
+    for title in ("stages_s", "phases_s", "breakdown_s", "loop_s", "ua_after_fm"):
         print(f"\n{title}:")
         for k, v in out[title].items():
             print(f"  {k:<48} {v}")

@@ -1,6 +1,7 @@
 """Make the shipped demo (assets/demo): the full shallow-vs-deep comparison, computed with this project's own code.
 
     OMP_WAIT_POLICY=PASSIVE .venv/bin/python scripts/make_demo.py [--seeds 0,1,2] [--out assets/demo]
+    .venv/bin/python scripts/make_demo.py --ranges-from HOME[,HOME...]   # only step 4, from comparisons stored there
 
 1. runs the ``full`` preset (opc_core.workflows.presets) in a fresh temporary run store, as the dashboard's worker
    would: every method, its metrics, every recovery attack, the gradient inversion;
@@ -49,17 +50,38 @@ def ranges(rows: list[tuple[str, dict[str, float]]]) -> dict[str, dict[str, list
     return out
 
 
+def write_ranges(stores, out: Path) -> None:
+    """Step 4 from every finished comparison in ``stores``: expected.json in ``out``."""
+    from opc_core.report.text import EXPECTED_FILE
+
+    rows, sources = [], []
+    for store in stores:
+        for bench in store.list(kind="bench", status="done", oldest_first=True):
+            rows += metric_rows(store, bench.id)
+            sources.append(f"{bench.title} (seed {bench.params.seed})")
+    expected = {"source": "min–max measured by scripts/make_demo.py over " + "; ".join(sources), "ranges": ranges(rows)}
+    (out / EXPECTED_FILE).write_text(json.dumps(expected, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    print(f"expected ranges over {len(sources)} comparisons written to {out / EXPECTED_FILE}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seeds", default="0,1,2", help="seeds of the fast preset for the expected ranges ('' = none)")
     ap.add_argument("--out", default=None, help="output folder (default assets/demo)")
+    ap.add_argument("--ranges-from", default=None, help="comma-separated run-store homes: only write expected.json")
     args = ap.parse_args()
+    if args.ranges_from:
+        from opc_core.runs.store import RunStore
+        from opc_core.workflows.demo import DEMO_DIR
+
+        stores = [RunStore(h) for h in args.ranges_from.split(",")]
+        write_ranges(stores, Path(args.out) if args.out else DEMO_DIR)
+        return
     os.environ["OPC_LAB_HOME"] = tempfile.mkdtemp(prefix="opc-demo-")
     import dataclasses
 
     import torch
 
-    from opc_core.report.text import EXPECTED_FILE
     from opc_core.runs.store import RunStore
     from opc_core.workflows import Options, start
     from opc_core.workflows.demo import DEMO_DIR, export_demo
@@ -76,20 +98,12 @@ def main() -> None:
         store_maps(run.id, store)
     info = export_demo(store, bench, out)
     print(f"exported {info['runs']} runs, {info['bytes'] / 1e6:.1f} MB to {out}", flush=True)
-    rows, sources = metric_rows(store, bench), ["the full preset, seed 0"]
     for seed in [int(s) for s in args.seeds.split(",") if s.strip()]:
         params = dataclasses.replace(preset_params("fast"), seed=seed)
         t0 = time.perf_counter()
-        fast = start(params, store, Options(title=f"fast preset, seed {seed}"))["run_id"]
+        start(params, store, Options(title=f"shallow vs deep · fast preset, seed {seed}"))
         print(f"fast preset, seed {seed}: {time.perf_counter() - t0:.0f} s", flush=True)
-        rows += metric_rows(store, fast)
-        sources.append(f"the fast preset, seed {seed}")
-    expected = {
-        "source": "min–max measured by scripts/make_demo.py over " + ", ".join(sources),
-        "ranges": ranges(rows),
-    }
-    (out / EXPECTED_FILE).write_text(json.dumps(expected, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-    print(f"expected ranges over {len(sources)} comparisons written to {out / EXPECTED_FILE}")
+    write_ranges([store], out)
 
 
 if __name__ == "__main__":

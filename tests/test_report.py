@@ -101,6 +101,11 @@ def test_one_progress_bar_for_a_whole_comparison(tmp_path):
     p = bench_progress(store.get(bench.id), [store.get(first.id), store.get(second.id)], now)
     assert p.fraction == pytest.approx(1 - INVERSION_SHARE) and (p.method, p.phase) == ("all methods", "inversion")
     assert p.done_methods == 2 and "2 of 2 methods done" in p.text(10.0)
+    store.update_metrics(first.id, {"steps": 10})  # the inversion's steps are numbered after the methods' steps
+    stage = {"label": "all methods", "phase": "inversion", "index": 2, "count": 3}
+    store.append_steps(bench.id, [{"step": 60, "total": 110, "losses": {}, "elapsed_s": 9.0, "stage": stage}])
+    p = bench_progress(store.get(bench.id), [store.get(first.id), store.get(second.id)], now)
+    assert p.fraction == pytest.approx(1 - INVERSION_SHARE / 2) and p.n_methods == 2
     store.set_status(bench.id, "done")
     assert bench_progress(store.get(bench.id), [], now).fraction == 1.0
 

@@ -62,8 +62,8 @@ GROUPS: dict[str, list[tuple[str, str, str, str]]] = {
         ),
         ("OPC on the logits", "opc", "OPC as the paper specifies it: the logits m(x) of D_f are pulled to 0.", "§3"),
         (
-            "OPC on the features",
-            "opc[layer=features]",
+            "OPC on the features (OPC-features)",
+            "opc_features",
             "OPC on the penultimate features f(x): the variant that reaches deep forgetting here.",
             "§3",
         ),
@@ -91,6 +91,13 @@ GROUPS: dict[str, list[tuple[str, str, str, str]]] = {
         ("Inverting Gradients", "IG", "Gradient inversion that matches gradient directions (cosine).", "§7"),
         ("Deep leakage from gradients", "DLG", "Gradient inversion that matches gradients by squared error.", "§7"),
         ("Total variation prior", "TV", "A penalty that keeps reconstructed images smooth.", "§7"),
+        (
+            "Where does the information live?",
+            "diagnostic",
+            "FM restricted to what the head can see (its row space) or cannot see (its null space), a probe inside "
+            "D_f and a Fisher ratio: whether the forgotten classes survive in the features the head ignores.",
+            "§6",
+        ),
     ],
     "Views": [
         ("UMAP", "", "A non-linear 2-D map of high-dimensional points that keeps neighbours together.", "§8"),

@@ -60,7 +60,9 @@ def bench_progress(bench, children, now: float | None = None) -> JobProgress:
     if finished == n and n and bench.active:
         method, phase = "all methods", "inversion"
         step, total = (bench.progress or {}).get("step") or 0, (bench.progress or {}).get("total") or 0
-        frac += inv_share * (step / total if stage.get("phase") == "inversion" and total else 0.0)
+        offset = sum(int(k.metrics.get("steps") or 0) for k in kids)  # the methods' steps come first
+        if stage.get("phase") == "inversion" and total > offset:
+            frac += inv_share * min(1.0, max(0.0, (step - offset) / (total - offset)))
     if bench.final:
         frac, phase = 1.0, "done"
     elapsed = _elapsed(bench, now)
