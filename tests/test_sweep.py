@@ -160,6 +160,9 @@ def _numbers(store, sweep_id):
 
 @needs_ray
 def test_ray_engine_gives_the_local_numbers_and_a_dead_worker_fails_only_its_cell(store, monkeypatch):
+    from opc_core.jobs.ray_engine import WRITE_BACK_ENV
+    from opc_core.workflows.attack import load_run
+
     monkeypatch.setenv("OPC_LAB_PLUGINS", sweep_fixtures.PLUGIN)
     monkeypatch.setenv(sweep_fixtures.DRIVER_PID_ENV, str(os.getpid()))
     monkeypatch.setenv("PYTHONPATH", str(ROOT))
@@ -170,6 +173,8 @@ def test_ray_engine_gives_the_local_numbers_and_a_dead_worker_fails_only_its_cel
     try:
         local = start(SweepParams(**common), store)
         remote = start(SweepParams(**{**common, "methods": ["opc", "t_exit"]}, engine="ray"), store)
+        monkeypatch.setenv(WRITE_BACK_ENV, "always")  # as on another node: a scratch store, the record shipped back
+        shipped = start(SweepParams(**common, engine="ray"), store)
     finally:
         sweep_fixtures.unregister()
         torch.set_num_threads(threads)
@@ -177,8 +182,13 @@ def test_ray_engine_gives_the_local_numbers_and_a_dead_worker_fails_only_its_cel
     cells = store.list(parent=remote["run_id"], oldest_first=True)
     assert [(c.params.method, c.status) for c in cells] == [("opc", "done")] * 2 + [("t_exit", "failed")] * 2
     assert all("Ray worker running this cell died" in c.error for c in cells[2:])
-    numbers = _numbers(store, remote["run_id"])
-    assert len(numbers) == 2 and numbers == _numbers(store, local["run_id"])  # bit for bit
+    numbers = _numbers(store, local["run_id"])
+    assert len(numbers) == 2 and _numbers(store, remote["run_id"]) == numbers  # bit for bit
+    assert _numbers(store, shipped["run_id"]) == numbers
+    for cell in store.list(parent=shipped["run_id"]):  # written back: the driver's paths, steps and files
+        assert cell.status == "done" and [s["step"] for s in store.steps(cell.id)] == [1, 2, 3]
+        assert cell.metrics["run_id"] == cell.id and cell.metrics["checkpoint"].startswith(str(cell.folder))
+        assert cell.artifact_path("snapshots").exists() and load_run(cell.id, store).unlearned is not None
 
 
 @needs_ray
