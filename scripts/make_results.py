@@ -9,6 +9,7 @@ the others:
     python scripts/make_results.py run --dataset fashion_mnist_small --model cnn_small \
         --splits 2,5,8@7 1,4,9@13 0,3,6@21 --methods opc,opc_features,retrain,ft,rl --images 8
     python scripts/make_results.py render            # docs/results.md from the stored JSON only
+    python scripts/make_results.py collect HOME ...  # keep what unfinished benchmarks of those run stores measured
 
 A split is ``CLASSES@SEED``; the seed seeds the split and the unlearning. A final "Sensitivity (sweep)" section of an
 existing docs/results.md is kept as it is.
@@ -65,6 +66,56 @@ def run(args: argparse.Namespace) -> None:
         print(f"{out.name}: {result['wall_s']} s", flush=True)
 
 
+def from_store(home: Path) -> list[dict]:
+    """Results rebuilt from the finished child runs of every benchmark in a run store, also of one that did not
+    finish (its rows carry what was measured: no inversion when the benchmark stopped before it)."""
+    from opc_core.runs.store import RunStore
+
+    store, out = RunStore(home), []
+    for bench in store.list(kind="bench", oldest_first=True):
+        kids = [r for r in store.list(kind="unlearn", parent=bench.id, oldest_first=True) if "recovery" in r.metrics]
+        if not kids:
+            continue
+        if bench.status == "done":
+            out.append(bench.metrics)
+            continue
+        p, first = bench.params, kids[0].metrics
+        rows = []
+        for k in kids:
+            m = k.metrics
+            inv = (m.get("inversion") or {}).get("unlearned")
+            rows.append(
+                {
+                    **{key: m.get(key) for key in ("ua", "ra", "ta", "mia", "forget_test_acc", "seconds", "steps")},
+                    "method": k.params.name,
+                    "run_id": k.id,
+                    "recovered_ua": {a: v["recovered_ua"] for a, v in m["recovery"].items()},
+                    "diagnostic": m.get("diagnostic"),
+                    "inversion": inv,
+                    "representation": m.get("representation"),
+                    "config": m.get("config"),
+                }
+            )
+        original = {
+            "method": "original",
+            **{key: (first.get("original") or {}).get(key) for key in ("ua", "ra", "ta")},
+            "recovered_ua": {a: v["recovered_ua"] for a, v in (first.get("recovery_original") or {}).items()},
+        }
+        out.append(
+            {
+                "dataset": p.dataset,
+                "model": p.model,
+                "forget_classes": list(p.forget_classes or []),
+                "forget_ratio": p.forget_ratio,
+                "seed": p.seed,
+                "rows": rows,
+                "original": original,
+                "partial": f"benchmark {bench.status}: {len(rows)} of its methods finished, before inversion",
+            }
+        )
+    return out
+
+
 def merge(old: dict, new: dict, methods: list[str]) -> dict:
     """``old`` with the rows of ``methods`` replaced by (or added from) ``new``'s; everything else stays ``old``'s.
     The merged methods' inversion scores come from ``new``'s gallery (same images: same split and seed)."""
@@ -105,7 +156,19 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--force", action="store_true", help="recompute splits that already have a result")
     r.add_argument("--merge", action="store_true", help="replace only these methods' rows in a stored result")
     sub.add_parser("render", help="only render docs/results.md from docs/bench/results/*.json")
+    c = sub.add_parser(
+        "collect", help="store what a run store's (possibly unfinished) benchmarks measured, then render"
+    )
+    c.add_argument("homes", nargs="+", help="run stores of make_results.py run --home")
     args = ap.parse_args(argv)
+    if args.cmd == "collect":
+        for home in args.homes:
+            for result in from_store(Path(home)):
+                classes = "-".join(map(str, result["forget_classes"]))
+                name = f"{result['dataset']}__{result['model']}__{classes}@{result['seed']}.json"
+                if not (RESULTS / name).exists() or "partial" in json.loads((RESULTS / name).read_text()):
+                    RESULTS.mkdir(parents=True, exist_ok=True)
+                    (RESULTS / name).write_text(json.dumps(result, indent=1, default=str))
     if args.cmd == "run":
         run(args)
     render()

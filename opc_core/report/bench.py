@@ -91,7 +91,16 @@ def _pm(values: list, digits: int = 1) -> str:
 def method_rows(results: list[dict], method: str) -> list[dict]:
     """``method``'s row of every split (``original`` builds the original model's row); ``{}`` where it is missing."""
     if method == "original":
-        return [{**(r.get("original") or {}), "inversion": r.get("inversion_original")} for r in results]
+        return [
+            {
+                **(r.get("original") or {}),
+                "inversion": r.get("inversion_original"),
+                "diagnostic": {
+                    "probe_inside": ((r["rows"] or [{}])[0].get("diagnostic") or {}).get("probe_inside_original")
+                },
+            }
+            for r in results
+        ]
     return [next((row for row in r["rows"] if row["method"] == method), {}) for r in results]
 
 
@@ -139,6 +148,16 @@ def results_section(results: list[dict]) -> str:
         digits = {"diag:separation_kept": 2, "inv:ssim": 2}
         cells = [_pm(column(rows, k, originals), digits.get(k, 1)) for k in keys]
         lines.append(f"| {method_label(m)} | " + " | ".join(cells) + " |")
+    partial = [r for r in results if r.get("partial")]
+    if partial:
+        lines += [
+            "",
+            "Incomplete: "
+            + "; ".join(
+                f"{{{','.join(map(str, r['forget_classes']))}}} seed {r['seed']}: {r['partial']}" for r in partial
+            )
+            + ".",
+        ]
     refs = [r.get("inversion_references") or {} for r in results]
     if any(refs):
         cfg = first.get("inversion_config") or {}
@@ -156,6 +175,27 @@ def results_section(results: list[dict]) -> str:
             f"the same images, PSNR / SSIM: {'; '.join(parts)}. Inconclusive splits (the original model not 1 dB "
             f"above every reference): {sum(bool(f) for f in flags)} of {len(flags)}.",
         ]
+    return "\n".join(lines)
+
+
+def preset_check(results: list[dict]) -> str:
+    """Per method and split: UA and ΔTA, and whether the preset meets UA ≥ 95 with TA within 5 points (✓) or not."""
+    from opc_core.methods.opc import method_label
+
+    methods = list(dict.fromkeys(row["method"] for r in results for row in r["rows"]))
+    originals = method_rows(results, "original")
+    head = ["method", *[f"{{{','.join(map(str, r['forget_classes']))}}} seed {r['seed']}" for r in results]]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for m in methods:
+        rows = method_rows(results, m)
+        cells = []
+        for ua, dta in zip(column(rows, "ua"), column(rows, "dta", originals), strict=True):
+            if ua is None or dta is None:
+                cells.append("–")
+                continue
+            ok = "✓" if ua >= 95 and dta >= -5 else "**miss**"
+            cells.append(f"UA {ua:.1f}, ΔTA {dta:+.1f} {ok}")
+        lines.append(f"| {method_label(m)} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -195,11 +235,44 @@ def findings(results: list[dict]) -> list[str]:
             f"**Relearning** on a few leaked forget images: UA after relearn {', '.join(low) or '–'} (mean); "
             f"only {', '.join(kept) or 'none'} stay at 90 or above."
         )
+    out += [done_check(r, deep) for r in results for deep in methods if deep == "opc_features"]
     psnr = {m: stat(column(method_rows(results, m), "inv:psnr"))[0] for m in ["original", *methods]}
     if psnr.get("original") == psnr.get("original"):
         parts = [f"{method_label(m)} {v:.1f}" for m, v in psnr.items() if v == v]
         out.append(f"**Gradient inversion**, mean PSNR (dB): {', '.join(parts)}.")
     return out
+
+
+def done_check(result: dict, deep: str = "opc_features") -> str:
+    """One split against the project's bar: UA after FM of ``deep`` ≥ 20 points above every other method and retrain,
+    its TA within 5 points of the original's, inversion PSNR ≥ 14 dB on the original and ≥ 4 dB lower on ``deep``."""
+    from opc_core.methods.opc import method_label
+
+    rows = {r["method"]: r for r in result["rows"]}
+    d, orig = rows.get(deep), result.get("original") or {}
+    if d is None:
+        return ""
+    fm = {m: r["recovered_ua"].get("fm") for m, r in rows.items()}
+    best = max((v, m) for m, v in fm.items() if m != deep and v is not None)
+    dta = d["ta"] - orig["ta"] if orig.get("ta") is not None else math.nan
+    p_o = (result.get("inversion_original") or {}).get("psnr", math.nan)
+    p_d = (d.get("inversion") or {}).get("psnr", math.nan)
+    checks = {"margin ≥ 20": fm[deep] - best[0] >= 20, "ΔTA ≥ −5": dta >= -5}
+    if math.isfinite(p_o):
+        checks.update({"original ≥ 14 dB": p_o >= 14, "drop ≥ 4 dB": p_o - p_d >= 4})
+    split = f"{{{','.join(map(str, result['forget_classes']))}}} seed {result['seed']}"
+    failed = [k for k, ok in checks.items() if not ok]
+    verdict = "meets the bar (" + ", ".join(checks) + ")." if not failed else f"**misses** {', '.join(failed)}."
+    return (
+        f"Split {split}: {method_label(deep)} UA after FM {fm[deep]:.1f} vs the best other {best[0]:.1f} "
+        f"({method_label(best[1])}), margin {fm[deep] - best[0]:+.1f}; ΔTA {dta:+.1f}; "
+        + (
+            f"inversion PSNR original {p_o:.1f} dB, {method_label(deep)} {p_d:.1f} dB ({p_d - p_o:+.1f})"
+            if math.isfinite(p_o)
+            else "inversion not measured on this split"
+        )
+        + f": {verdict}"
+    )
 
 
 def results_markdown(results: list[dict]) -> str:
@@ -214,7 +287,7 @@ def results_markdown(results: list[dict]) -> str:
         "[bench/results/](bench/results/) (each made by `python scripts/make_results.py run ...`, the library's bench "
         "workflow on one split; the command of every section is in its JSON). UA = 100 − accuracy on D_f (higher = "
         'forgotten); TA = test accuracy on the retained classes, ΔTA = TA − the original\'s; "UA after X" = UA of '
-        "the predictor attack X builds (higher = the forgetting survived). The diagnostic (docs/science.md §9): FM "
+        "the predictor attack X builds (higher = the forgetting survived). The diagnostic (docs/science.md §5-§6): FM "
         "fed only the part of the unlearned features in the head's null space or row space; a linear probe inside "
         "D_f (two-fold cross-validated accuracy telling the forget classes apart); separation kept = the Fisher "
         "ratio among the forget classes after ÷ before (scale-free; 0 = one point). PSNR/SSIM: gradient inversion "
@@ -225,4 +298,6 @@ def results_markdown(results: list[dict]) -> str:
     for rs in groups.values():
         lines += ["", results_section(rs), "", "Measured:", ""]
         lines += [f"- {s}" for s in findings(rs)]
+        lines += ["", "Presets on each split (goal: UA ≥ 95 with TA within 5 points of the original's):", ""]
+        lines += [preset_check(rs)]
     return "\n".join(lines) + "\n"
