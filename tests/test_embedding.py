@@ -145,3 +145,37 @@ def test_placement_agrees_with_umap_learns_transform(feats, umap_map):
         and abs(near.score(theirs, feats["y_other"]) - near.score(ours, feats["y_other"])) < 0.05
     )
     assert same > 0.3, same  # 1-NN identity among 400 reference points: chance is 0.0025
+
+
+def test_idle_worker_stores_the_maps_of_finished_runs(tmp_path):
+    """A warm worker waiting for a run stores the maps (and depth view) of finished runs that lack them; with input
+    already waiting on its pipe it does nothing (the run comes first)."""
+    import os
+
+    from opc_core.jobs.worker import idle_work
+    from opc_core.runs.record import UnlearnParams
+    from opc_core.runs.store import RunStore
+    from opc_core.workflows import start
+    from opc_core.workflows.explore import embedding_for_run, has_maps
+
+    store = RunStore(tmp_path / "home")
+    params = UnlearnParams(
+        dataset="digits", model="cnn_small", method="ft", forget_classes=[0, 1], overrides={"epochs": 0.3}, mia=False
+    )
+    run_id = start(params, store)["run_id"]
+    assert not has_maps(store.get(run_id))
+    read, write = os.pipe()
+    try:
+        os.write(write, b"run x\n")
+        idle_work(str(store.home), read)  # a run id is waiting: no map work
+        assert not has_maps(store.get(run_id))
+        os.read(read, 64)
+        idle_work(str(store.home), read)
+    finally:
+        os.close(read)
+        os.close(write)
+    run = store.get(run_id)
+    assert has_maps(run) and run.artifact_path("depth").exists()
+    stored = embedding_for_run(run_id, "pca", store)
+    snaps = np.load(run.artifact_path("snapshots"))
+    assert stored["original"].shape == (len(snaps["idx"]), 2) and len(stored["frames"]) == len(snaps["steps"])
