@@ -162,10 +162,14 @@ READINGS: dict[str, str] = {
     "cross-entropy stays low; a method that only pushes D_f's loss up (GA) shows it growing instead.",
     "eval": "UA (red) should climb to near 100 while RA (blue) stays near the original's: every method gets "
     "there, deep or shallow, so this chart alone cannot tell them apart.",
-    "map": "each dot is one image; red dots are D_f. After shallow forgetting the red clusters stay where they "
-    "were; after one-point contraction they collapse into one small blob.",
-    "frames": "drag the slider: the red points of a deep method move together over the steps, a shallow "
-    "method's barely move.",
+    "map": "each dot is one image: grey ones are kept, coloured ones are D_f by their true class. After shallow "
+    "forgetting the forget classes stay apart in the original's map; after one-point contraction they merge into one "
+    "blob. Read the numbers beside the map (UA after FM, probe inside D_f), not only the blob's size.",
+    "frames": "press play or drag the slider: a deep method pulls D_f's classes together over the steps, a shallow "
+    "method barely moves them.",
+    "confusion": "rows are the forget classes, columns the class predicted. A collapsed forget set sends every row to "
+    "one column; a shallow one spreads them over retained classes while its features still tell them apart.",
+    "grid": "every method of the comparison in the same map: compare how far each one merges D_f's classes.",
     "depth": "left: D_f's feature size per block (near 0 = contracted there); right: how well a linear probe "
     "still reads the forgotten classes per block. Deep forgetting lowers both towards the output.",
     "recovery": "the first bar of each method is its UA before any attack; the others are the UA left after "
