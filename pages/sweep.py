@@ -53,16 +53,15 @@ def build_params(form: dict) -> SweepParams:
 with st.form("sweep_form"):
     st.markdown(f"Model: **{choice['model']}** on **{choice['dataset']}** (change it on the Model page).")
     left, right = st.columns(2)
-    variants = [*list_methods(), "opc:layer=features"]
-    form = {
-        "methods": left.multiselect("Methods and variants", variants, ["opc", "opc:layer=features"], key="sw_methods")
-    }
+    methods = list_methods()
+    both = [m for m in ("opc", "opc_features") if m in methods] or ["opc", "opc:layer=features"]
+    form = {"methods": left.multiselect("Methods", [*methods, "opc:layer=features"], both, key="sw_methods")}
     form["grid"] = [
         (
             left.text_input(f"Setting {i + 1} (KEY, or METHOD:KEY for one method)", key, key=f"sw_key{i}"),
             right.text_input(f"Its values {i + 1}", values, key=f"sw_values{i}"),
         )
-        for i, (key, values) in enumerate((("opc:lam", "0.3, 1"), ("", "")))
+        for i, (key, values) in enumerate((("lam", "0.3, 1"), ("", "")))
     ]
     form["forget"] = left.text_input("Forget classes (several sets: separate with ';')", "0,1,2", key="sw_forget")
     form["seeds"] = right.text_input("Seeds", "0, 1", key="sw_seeds")

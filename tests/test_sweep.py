@@ -260,3 +260,31 @@ def test_sweep_page_launches_a_job_and_shows_the_table(tmp_path, monkeypatch):
     text = " ".join(m.value for m in at.markdown)
     assert "| ft | 1 | classes 0,1 | 1 |" in text and "| ft | 2 | classes 0,1 | 1 |" in text
     assert len(at.get("plotly_chart")) == 1 and not at.exception
+
+
+def test_aggregation_known_answers_and_a_method_the_swept_key_skips(tmp_path):
+    from opc_core.report.sweep import references, sensitivity_figure, sensitivity_png, series, swept
+
+    def row(variant, lam, seed, ua):
+        point = {"lam": lam} if lam else {}
+        return {
+            "run_id": f"r{seed}",
+            "status": "done",
+            "variant": variant,
+            **point,
+            "forget": "f",
+            "seed": seed,
+            "ua": ua,
+        }
+
+    rows = [row("opc", "0.1", 0, 90.0), row("opc", "0.1", 1, 94.0), row("opc", "1", 0, 99.0), row("ft", None, 0, 5.0)]
+    rows.append({**row("opc", "1", 1, 0.0), "status": "failed", "ua": None})  # a failed cell counts in no mean
+    table = aggregate(rows, ["lam"])
+    assert [(r["variant"], r["lam"], r["n"]) for r in table] == [("opc", "0.1", 2), ("opc", "1", 1), ("ft", "", 1)]
+    assert table[0]["ua"] == 92.0 and table[0]["ua std"] == pytest.approx(2 * 2**0.5) and table[1]["ua std"] is None
+    assert swept(table, ["lam"]) == ["lam"] and [r["variant"] for r in references(table, "lam")] == ["ft"]
+    assert [[r["lam"] for r in rs] for rs in series(table, "lam", ["lam"]).values()] == [["0.1", "1"]]
+    md = markdown_table(table)
+    assert "| opc | 0.1 | f | 2 | 92.0 ± 2.8 |" in md and "| opc | 1 | f | 1 | 99.0 |" in md
+    assert len(sensitivity_figure(table, "lam", ["lam"]).layout.shapes) == 1  # FT's reference line in the UA panel
+    assert sensitivity_png({"lam": table}, tmp_path / "s.png").read_bytes()[:4] == b"\x89PNG"

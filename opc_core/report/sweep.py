@@ -108,10 +108,19 @@ def swept(table: Sequence[Mapping[str, Any]], keys: Sequence[str]) -> list[str]:
     """Grid keys with more than one value, all numeric: what a sensitivity plot can put on its x axis."""
     out = []
     for k in keys:
-        values = {r.get(k) for r in table}
+        values = {r.get(k) for r in table if r.get(k) not in (None, "")}  # a method the key does not apply to: ""
         if len(values) > 1 and all(_number(_as_float(v)) is not None for v in values):
             out.append(k)
     return out
+
+
+def _on_axis(table: Sequence[Mapping[str, Any]], x: str) -> list[Mapping[str, Any]]:
+    return [r for r in table if _number(_as_float(r.get(x))) is not None]
+
+
+def references(table: Sequence[Mapping[str, Any]], x: str) -> list[Mapping[str, Any]]:
+    """Rows the swept key does not apply to (e.g. FT in a sweep of OPC's lam): drawn as horizontal references."""
+    return [r for r in table if _number(_as_float(r.get(x))) is None]
 
 
 def _as_float(v: Any) -> float | None:
@@ -128,6 +137,7 @@ def plot_metrics(table: Sequence[Mapping[str, Any]]) -> list[str]:
 
 def series(table: Sequence[Mapping[str, Any]], x: str, keys: Sequence[str]) -> dict[str, list[Mapping[str, Any]]]:
     """The table's rows as lines over ``x``: one per variant, forget set and value of the other varied keys."""
+    table = _on_axis(table, x)
     others = [k for k in keys if k != x and len({r.get(k) for r in table}) > 1]
     forgets = len({r["forget"] for r in table}) > 1
     lines: dict[str, list[Mapping[str, Any]]] = {}
@@ -158,6 +168,12 @@ def sensitivity_figure(table: Sequence[Mapping[str, Any]], x: str, keys: Sequenc
                 row=1,
                 col=j + 1,
             )
+    for r in references(table, x):
+        for j, m in enumerate(metrics):
+            if r.get(m) is not None:
+                fig.add_hline(
+                    y=r[m], line_dash="dash", line_color="gray", annotation_text=r["variant"], row=1, col=j + 1
+                )
     fig.update_xaxes(title_text=x, type="log" if _log_axis(table, x) else "linear")
     fig.update_yaxes(title_text="%", range=[0, 101])
     fig.update_layout(height=380, template="plotly_white", title=f"Sensitivity to {x} (mean ± std over seeds)")
@@ -165,7 +181,7 @@ def sensitivity_figure(table: Sequence[Mapping[str, Any]], x: str, keys: Sequenc
 
 
 def _log_axis(table: Sequence[Mapping[str, Any]], x: str) -> bool:
-    values = [float(r[x]) for r in table]
+    values = [float(r[x]) for r in _on_axis(table, x)]
     return min(values) > 0 and max(values) / min(values) >= 20
 
 
@@ -193,6 +209,9 @@ def sensitivity_png(tables: Mapping[str, Sequence[Mapping[str, Any]]], path: Pat
                     marker="o",
                     capsize=3,
                 )
+            for r in references(table, x):
+                if r.get(m) is not None:
+                    ax.axhline(r[m], ls="--", color="gray", lw=1, label=f"{r['variant']} (reference)")
             ax.set_xscale("log" if _log_axis(table, x) else "linear")
             ax.set(xlabel=x, ylim=(0, 101), title=LABELS.get(m, m) + " (%)")
             ax.grid(alpha=0.3)
