@@ -23,7 +23,7 @@ WORKFLOW = [
     ("pages/recovery.py", "Recovery attack", "↩", "can a linear map bring the forgotten accuracy back?"),
     ("pages/inversion.py", "Gradient inversion", "⚗", "can the forgotten images be rebuilt from gradients?"),
     ("pages/compare.py", "Compare", "⚖", "all runs side by side; export a report or a class handout"),
-    ("pages/sweep.py", "Sweep", "▦", "a grid of runs over settings and seeds: mean ± std and sensitivity plots"),
+    ("pages/sweep.py", "Sweep", "♻", "a grid of runs over settings and seeds: mean ± std and sensitivity plots"),
     ("pages/glossary.py", "Glossary", "✒", "every term and symbol in plain words"),
 ]
 
