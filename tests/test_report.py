@@ -77,7 +77,7 @@ def test_write_report_files(tmp_path):
 
 def test_one_progress_bar_for_a_whole_comparison(tmp_path):
     """The bar's fraction follows the methods through their loop, their attacks and the final inversion."""
-    from opc_core.report.progress import INVERSION_SHARE, LOOP_SHARE, bench_progress
+    from opc_core.report.progress import DEFAULT_ATTACK_S, INVERSION_SHARE, LOOP_SHARE, bench_progress
 
     store = RunStore(tmp_path / "home")
     bench = store.create("bench", {"methods": ["opc", "ft"], "dataset": "digits"}, status="running")
@@ -94,6 +94,9 @@ def test_one_progress_bar_for_a_whole_comparison(tmp_path):
     store.set_status(first.id, "done")  # loop and evaluation over, the recovery attacks run
     p = bench_progress(store.get(bench.id), [store.get(first.id)], now)
     assert p.fraction == pytest.approx(per_method * LOOP_SHARE) and p.phase == "evaluation and recovery attacks"
+    later = store.get(first.id).finished + DEFAULT_ATTACK_S / 2  # no steps while attacking: the bar creeps by time
+    p = bench_progress(store.get(bench.id), [store.get(first.id)], later)
+    assert p.fraction == pytest.approx(per_method * (LOOP_SHARE + (1 - LOOP_SHARE) / 2))
     store.update_metrics(first.id, {"recovery": {"fm": {"recovered_ua": 20.0}}})
     second = store.create("unlearn", {"method": "ft", "dataset": "digits", "model": "m"}, parent=bench.id)
     store.set_status(second.id, "done")
