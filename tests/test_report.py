@@ -92,7 +92,7 @@ def test_one_progress_bar_for_a_whole_comparison(tmp_path):
     assert p.fraction == pytest.approx(per_method * LOOP_SHARE * 0.5) and (p.method, p.phase) == ("opc", "unlearn")
     assert p.eta_s == pytest.approx(10.0 * (1 - p.fraction) / p.fraction)
     store.set_status(first.id, "done")  # loop and evaluation over, the recovery attacks run
-    p = bench_progress(store.get(bench.id), [store.get(first.id)], now)
+    p = bench_progress(store.get(bench.id), [store.get(first.id)], store.get(first.id).finished)
     assert p.fraction == pytest.approx(per_method * LOOP_SHARE) and p.phase == "evaluation and recovery attacks"
     later = store.get(first.id).finished + DEFAULT_ATTACK_S / 2  # no steps while attacking: the bar creeps by time
     p = bench_progress(store.get(bench.id), [store.get(first.id)], later)
