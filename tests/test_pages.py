@@ -290,7 +290,7 @@ def test_home_preset_submits_the_benchmark_and_opens_compare(home):
     bench = RunStore().get(at.session_state["bench_run"])
     assert bench.kind == "bench" and bench.params == preset_params("fast")
     names = {m.split(":")[0] for m in bench.params.methods}
-    assert {"opc", "opc_features", "retrain"} <= names and bench.params.forget_classes == [0, 1, 2]
+    assert {"opc_features", "ft", "retrain"} <= names and bench.params.forget_classes == [0, 1, 2]
     at.run()  # the compare page shows the job with a Cancel button while it is queued or running
     cancel = [b for b in at.button if b.key == f"cancel_cmp_{bench.id}"]
     assert cancel, [b.key for b in at.button]
