@@ -213,7 +213,8 @@ def expectation(method: str, key: str, value: float | None) -> str:
     this = "—" if value is None else _fmt(value)
     if rng is None:
         return f"{method}: {label(key)} {this}"
-    return f"{method}: {label(key)} expected {_fmt(rng[0])}–{_fmt(rng[1])}; this run: {this}"
+    measured = _fmt(rng[0]) if _fmt(rng[0]) == _fmt(rng[1]) else f"{_fmt(rng[0])}–{_fmt(rng[1])}"
+    return f"{method}: {label(key)} expected {measured}; this run: {this}"
 
 
 def reading(chart: str, values: list[tuple[str, str, float | None]] = ()) -> str:
