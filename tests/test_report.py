@@ -167,3 +167,16 @@ def test_a_comparison_from_run_to_shipped_demo_to_handout(tmp_path):
     assert ">None<" not in html and "table-layout:fixed" in html
     for line in open(paths["csv"], encoding="utf-8").read().splitlines()[1:]:
         assert all(len(c.split(".")[1]) <= 2 for c in line.split(",") if c.replace(".", "").isdigit())
+
+
+def test_expectation_puts_the_measured_range_beside_the_value(monkeypatch):
+    from opc_core.report import text
+
+    ranges = {"opc_features": {"recovered_ua_fm": [60.04, 69.96]}, "ft": {"ua": [96.1, 96.1]}}
+    monkeypatch.setattr(text, "_EXPECTED", [{"ranges": ranges}])
+    line = text.expectation("opc_features", "recovered_ua_fm", 64.2)
+    assert line == "opc_features: UA after FM expected 60–70; this run: 64"
+    assert text.expectation("ft", "ua", 95.0) == "ft: UA expected 96; this run: 95"
+    assert text.expectation("ga", "ua", None) == "ga: UA —"  # no measured range, no value
+    caption = text.reading("recovery", [("ft", "ua", 95.0)])
+    assert caption.startswith(f"**{text.READING_MARK}**") and caption.endswith("ft: UA expected 96; this run: 95")
