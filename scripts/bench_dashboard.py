@@ -151,7 +151,11 @@ def progress_step(page) -> int:
     bars = page.locator('[data-testid="stProgress"]')
     if bars.count() == 0:
         return 0
-    m = re.search(r"step (\d+) /", bars.first.inner_text())
+    try:  # the bar goes away when the run ends (the page reruns): then there is no step to read
+        text = bars.first.inner_text(timeout=1000)
+    except Exception:  # playwright's TimeoutError
+        return 0
+    m = re.search(r"step (\d+) /", text)
     return int(m.group(1)) if m else 0
 
 
