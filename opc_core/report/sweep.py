@@ -28,7 +28,7 @@ LABELS = {
     "forget_test_acc": "forget-test acc.",
     "fm UA": "FM UA",
     "diag.fm_null_ua": "FM UA, null space",
-    "diag.probe_inside": "probe inside D_f",
+    "diag.probe_inside": "probe inside D_f (acc.)",
 }
 PLOT_METRICS = ("ua", "ta", "fm UA", "diag.fm_null_ua", "diag.probe_inside")  # each when present
 PALETTE = ["#4C72B0", "#DD8452", "#55A868", "#C44E52", "#8172B3", "#937860", "#DA8BC3", "#8C8C8C"]
@@ -238,7 +238,7 @@ def _pm(row: Mapping[str, Any], col: str, digits: int = 1) -> str:
 def table_columns(table: Sequence[Mapping[str, Any]]) -> list[str]:
     """The result columns of the Markdown table, in a fixed order: UA RA TA MIA, the attacks, the plotted
     diagnostic numbers, cost (the CSV and JSON hold every column)."""
-    present = list(dict.fromkeys(c for r in table for c in r if not c.endswith(" std")))
+    present = list(dict.fromkeys(c for r in table for c, v in r.items() if not c.endswith(" std") and v is not None))
     lead = [c for c in ("ua", "ra", "ta", "mia") if c in present]
     attacks = [c for c in present if c.endswith(" UA")]
     diag = [c for c in PLOT_METRICS if c.startswith("diag.") and c in present]
@@ -258,7 +258,7 @@ def markdown_table(table: Sequence[Mapping[str, Any]]) -> str:
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in table:
         cells = [r["variant"], *[str(r.get(k, "")) for k in keys], r["forget"], str(r["n"])]
-        cells += [_pm(r, c, 3 if c == "s/step" else 1) for c in cols]
+        cells += [_pm(r, c, {"s/step": 3, "steps": 0}.get(c, 1)) for c in cols]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -304,22 +304,36 @@ def write_sweep(store: RunStore, sweep_id: str, out: Path) -> dict[str, Path]:
     return files
 
 
-def docs_section(heading: str, store: RunStore, ids: Mapping[str, str], png: Path) -> str:
-    """A Markdown section for the docs: the figure, then per sweep its settings and aggregated table."""
+def docs_section(heading: str, store: RunStore, ids: Mapping[str, str], png: Path, intro: str = "") -> str:
+    """A Markdown section for the docs: the figure, ``intro`` (its reading), then per sweep its settings and table."""
     lines = [heading, "", f"![sensitivity]({png.as_posix()})", ""]
+    if intro:
+        lines += [intro.rstrip("\n"), ""]
     for key, sweep_id in ids.items():
-        sweep = store.get(sweep_id)
-        p = sweep.config
+        p = store.get(sweep_id).config
         lines += [
             f"### {key} (sweep `{sweep_id}`)",
             "",
             f"{p['dataset']} / {p['model']}, methods {', '.join(p['methods'])}, grid "
-            + ", ".join(f"`{k}={v}`" for k, v in p["grid"].items())
+            + ", ".join(f"`{k}=[{','.join(map(str, v))}]`" for k, v in p["grid"].items())
             + f", seeds {p['seeds']}, attacks {p['attacks'] if p['attacks'] is not None else 'all'}; "
             + progress(store, sweep_id).text()
             + ".",
             "",
-            markdown_table(summarise(store, sweep_id)["table"]),
+            markdown_table([r for r in summarise(store, sweep_id)["table"] if r["n"]]),
             "",
         ]
     return "\n".join(lines)
+
+
+def trends(table: Sequence[Mapping[str, Any]], x: str) -> list[str]:
+    """One line per variant: each plotted metric at the smallest and the largest value of ``x`` (mean ± std)."""
+    out = []
+    for name, rows in series([r for r in table if r["n"]], x, [x]).items():
+        if len(rows) > 1:
+            a, b = rows[0], rows[-1]
+            parts = [
+                f"{LABELS.get(m, m)} {_pm(a, m)} → {_pm(b, m)}" for m in plot_metrics(rows) if a.get(m) is not None
+            ]
+            out.append(f"- {name}, {x} {a[x]} → {b[x]}: " + ", ".join(parts) + ".")
+    return out
