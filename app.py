@@ -60,10 +60,10 @@ def home() -> None:
 
     demo_notice()
     st.subheader("Workflow")
-    cols = st.columns(len(WORKFLOW))
-    for col, (page, title, icon, what) in zip(cols, WORKFLOW):
-        col.page_link(page, label=title, icon=icon)
-        col.caption(what)
+    for row in range(0, len(WORKFLOW), 4):  # four to a row: the labels stay whole
+        for col, (page, title, icon, what) in zip(st.columns(4), WORKFLOW[row : row + 4]):
+            col.page_link(page, label=title, icon=icon)
+            col.caption(what)
     preset_buttons()
     device.caption(f"Computing on: **{device_name()}**")
 

@@ -24,9 +24,10 @@ def demo_notice() -> None:
     if bench is None or not is_demo(bench):
         return
     when = time.strftime("%Y-%m-%d", time.localtime(bench.finished or bench.created))
+    n = len(bench.metrics.get("runs") or bench.params.methods)
     st.success(
         f"**Every page already shows a shipped demo**: a finished shallow-vs-deep comparison of "
-        f"{len(bench.params.methods)} methods on the embedded Fashion-MNIST (computed on {when} by "
+        f"{n} methods on the embedded Fashion-MNIST (computed on {when} by "
         "`scripts/make_demo.py` with this project's own code). Its runs are marked *demo*; the buttons below "
         "run the comparison again, live, on this machine.",
         icon="☑",
