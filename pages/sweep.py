@@ -13,7 +13,7 @@ import streamlit as st
 from opc_core.attacks import list_attacks
 from opc_core.methods import list_methods
 from opc_core.report import sweep as report
-from opc_core.workflows.sweep import SweepParams, expand, parse_values
+from opc_core.workflows.sweep import SweepParams, expand, parse_values, progress
 from pages._jobs import job_panel
 from pages._services import current_model, manager, store
 from pages._widgets import empty_state
@@ -102,7 +102,7 @@ def watch(run_id: str) -> None:
     if store().get(run_id).final:
         st.rerun()
     job_panel(run_id, "sweep")
-    st.caption(report.summarise(store(), run_id)["progress"])
+    st.caption(progress(store(), run_id).text())
 
 
 if run.active:

@@ -53,10 +53,10 @@ def attack_columns(metrics: Mapping[str, Any]) -> dict[str, float]:
 def cell_rows(store: RunStore, sweep_id: str) -> list[dict[str, Any]]:
     """One row per cell, in grid order: what it is (variant, grid values, forget set, seed), its status and numbers."""
     rows = []
+    children = {r.id: r for r in store.list(parent=sweep_id)}  # one query, splits summarised
     for entry in store.get(sweep_id).metrics.get("cells") or []:
-        try:
-            run = store.get(entry["run_id"])
-        except KeyError:  # deleted since
+        run = children.get(entry["run_id"])
+        if run is None:  # deleted since
             continue
         m = run.metrics if run.done else {}
         row = {
