@@ -108,7 +108,7 @@ class Cell:
 
     @property
     def key(self) -> tuple:
-        """What identifies a cell's run among the sweep's children."""
+        """What identifies a cell: a grid that lists a value twice gives one cell, not two."""
         return self.label, tuple(self.forget_classes or ()), self.forget_ratio, self.seed
 
     def params(self, sweep: SweepParams) -> UnlearnParams:
@@ -185,15 +185,6 @@ def expand(params: SweepParams) -> list[Cell]:
                     seen.add(cell.key)
                     cells.append(cell)
     return cells
-
-
-def match_cells(cells: Sequence[Cell], children: Sequence[Any]) -> list[tuple[Cell, Any]]:
-    """Pair each cell with its stored child run (by label, forget set and seed); cells without a run are left out."""
-    by_key = {}
-    for run in children:
-        p = run.params
-        by_key[(p.name, tuple(p.forget_classes or ()), p.forget_ratio, p.seed)] = run
-    return [(c, by_key[c.key]) for c in cells if c.key in by_key]
 
 
 # --- one cell ---------------------------------------------------------------------------------------------------------
