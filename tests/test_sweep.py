@@ -47,6 +47,7 @@ def test_grid_expands_per_method_with_variants_forget_sets_and_seeds():
     assert feats[0].label == "opc[layer=features,lam=0.1,epochs=1]" and feats[0].overrides["layer"] == "features"
     assert {c.label for c in cells if c.method == "ft"} == {"ft[epochs=1]", "ft[epochs=3]"}
     assert len({c.key for c in cells}) == len(cells)
+    assert len(expand(SweepParams(methods=["ft"], grid={"epochs": ["1", "1"]}))) == 1  # a repeated value: one cell
 
 
 @pytest.mark.parametrize(
