@@ -66,54 +66,63 @@ def run(args: argparse.Namespace) -> None:
         print(f"{out.name}: {result['wall_s']} s", flush=True)
 
 
-def from_store(home: Path) -> list[dict]:
-    """Results rebuilt from the finished child runs of every benchmark in a run store, also of one that did not
-    finish (its rows carry what was measured: no inversion when the benchmark stopped before it)."""
+def _row(run) -> dict:
+    """A benchmark-style row from one finished unlearn run with recovery results."""
+    m = run.metrics
+    return {
+        **{key: m.get(key) for key in ("ua", "ra", "ta", "mia", "forget_test_acc", "seconds", "steps")},
+        "method": run.params.name,
+        "run_id": run.id,
+        "recovered_ua": {a: v["recovered_ua"] for a, v in m["recovery"].items()},
+        "diagnostic": m.get("diagnostic"),
+        "inversion": (m.get("inversion") or {}).get("unlearned"),
+        "representation": m.get("representation"),
+        "config": m.get("config"),
+    }
+
+
+def from_stores(homes: list[Path]) -> list[dict]:
+    """Results rebuilt from every finished unlearn run with recovery results in these run stores, grouped by dataset,
+    model and split: a finished benchmark as it stored itself, the runs of an unfinished one (or standalone runs of
+    the same split) as rows, marked ``partial``. A finished benchmark's rows win over standalone runs of a method."""
     from opc_core.runs.store import RunStore
 
-    store, out = RunStore(home), []
-    for bench in store.list(kind="bench", oldest_first=True):
-        kids = [r for r in store.list(kind="unlearn", parent=bench.id, oldest_first=True) if "recovery" in r.metrics]
-        if not kids:
-            continue
-        if bench.status == "done":
-            out.append(bench.metrics)
-            continue
-        p, first = bench.params, kids[0].metrics
-        rows = []
-        for k in kids:
-            m = k.metrics
-            inv = (m.get("inversion") or {}).get("unlearned")
-            rows.append(
+    groups: dict[tuple, dict] = {}
+    for home in homes:
+        store = RunStore(home)
+        for bench in store.list(kind="bench", status="done"):
+            r = bench.metrics
+            groups[(r["dataset"], r["model"], tuple(r["forget_classes"]), r["seed"])] = {**r, "rows": list(r["rows"])}
+        for run in store.list(kind="unlearn", status="done", oldest_first=True):
+            full = store.get(run.id)
+            if "recovery" not in full.metrics:
+                continue
+            p, sp = full.params, full.split or {}
+            key = (p.dataset, p.model, tuple(sp.get("forget_classes") or []), p.seed)
+            g = groups.setdefault(
+                key,
                 {
-                    **{key: m.get(key) for key in ("ua", "ra", "ta", "mia", "forget_test_acc", "seconds", "steps")},
-                    "method": k.params.name,
-                    "run_id": k.id,
-                    "recovered_ua": {a: v["recovered_ua"] for a, v in m["recovery"].items()},
-                    "diagnostic": m.get("diagnostic"),
-                    "inversion": inv,
-                    "representation": m.get("representation"),
-                    "config": m.get("config"),
-                }
+                    "dataset": p.dataset,
+                    "model": p.model,
+                    "forget_classes": list(key[2]),
+                    "forget_ratio": sp.get("forget_ratio"),
+                    "seed": p.seed,
+                    "rows": [],
+                    "partial": "the benchmark did not finish: rows from its finished runs (and standalone runs of "
+                    "the same split), no inversion",
+                },
             )
-        original = {
-            "method": "original",
-            **{key: (first.get("original") or {}).get(key) for key in ("ua", "ra", "ta")},
-            "recovered_ua": {a: v["recovered_ua"] for a, v in (first.get("recovery_original") or {}).items()},
-        }
-        out.append(
-            {
-                "dataset": p.dataset,
-                "model": p.model,
-                "forget_classes": list(p.forget_classes or []),
-                "forget_ratio": p.forget_ratio,
-                "seed": p.seed,
-                "rows": rows,
-                "original": original,
-                "partial": f"benchmark {bench.status}: {len(rows)} of its methods finished, before inversion",
-            }
-        )
-    return out
+            if any(row["method"] == p.name for row in g["rows"]):
+                continue
+            g["rows"].append(_row(full))
+            if not g.get("original") and full.metrics.get("recovery_original"):
+                o = full.metrics.get("original") or {}
+                g["original"] = {
+                    "method": "original",
+                    **{k: o.get(k) for k in ("ua", "ra", "ta")},
+                    "recovered_ua": {a: v["recovered_ua"] for a, v in full.metrics["recovery_original"].items()},
+                }
+    return list(groups.values())
 
 
 def merge(old: dict, new: dict, methods: list[str]) -> dict:
@@ -162,13 +171,12 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("homes", nargs="+", help="run stores of make_results.py run --home")
     args = ap.parse_args(argv)
     if args.cmd == "collect":
-        for home in args.homes:
-            for result in from_store(Path(home)):
-                classes = "-".join(map(str, result["forget_classes"]))
-                name = f"{result['dataset']}__{result['model']}__{classes}@{result['seed']}.json"
-                if not (RESULTS / name).exists() or "partial" in json.loads((RESULTS / name).read_text()):
-                    RESULTS.mkdir(parents=True, exist_ok=True)
-                    (RESULTS / name).write_text(json.dumps(result, indent=1, default=str))
+        for result in from_stores([Path(h) for h in args.homes]):
+            classes = "-".join(map(str, result["forget_classes"]))
+            name = f"{result['dataset']}__{result['model']}__{classes}@{result['seed']}.json"
+            if not (RESULTS / name).exists() or "partial" in json.loads((RESULTS / name).read_text()):
+                RESULTS.mkdir(parents=True, exist_ok=True)
+                (RESULTS / name).write_text(json.dumps(result, indent=1, default=str))
     if args.cmd == "run":
         run(args)
     render()

@@ -233,7 +233,7 @@ def findings(results: list[dict]) -> list[str]:
         low = [f"{method_label(m)} {v:.1f}" for m, v in relearn.items() if v == v and v < 90]
         out.append(
             f"**Relearning** on a few leaked forget images: UA after relearn {', '.join(low) or '–'} (mean); "
-            f"only {', '.join(kept) or 'none'} stay at 90 or above."
+            + (f"only {', '.join(kept)} stay at 90 or above." if kept else "none stays at 90 or above.")
         )
     out += [done_check(r, deep) for r in results for deep in methods if deep == "opc_features"]
     psnr = {m: stat(column(method_rows(results, m), "inv:psnr"))[0] for m in ["original", *methods]}
