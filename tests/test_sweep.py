@@ -193,6 +193,19 @@ def test_ray_engine_gives_the_local_numbers_and_a_dead_worker_fails_only_its_cel
 
 
 @needs_ray
+def test_cancel_on_ray_stops_running_cells_and_never_starts_queued_ones(store):
+    stop = threading.Event()
+    params = SweepParams(methods=["ft"], grid={"max_steps": ["2"]}, seeds=[0, 1, 2, 3, 4], engine="ray", **TINY)
+    on_step = lambda info: info.step >= 1 and stop.set()  # noqa: E731  (cancel once the first cell is done)
+    with pytest.raises(InterruptedError, match="sweep cancelled"):
+        start(params, store, Options(on_step=on_step, stop=stop))
+    (sweep,) = store.list(kind="sweep")
+    statuses = [c.status for c in store.list(parent=sweep.id)]
+    assert sweep.status == "cancelled" and "done" in statuses and statuses.count("cancelled") >= 2
+    assert set(statuses) <= {"done", "cancelled"}  # nothing left queued or running, nothing failed
+
+
+@needs_ray
 def test_cli_sweep_on_ray_writes_runs_and_exports(tmp_path):
     env = {**os.environ, "OPC_LAB_HOME": str(tmp_path / "home"), "PYTHONPATH": str(ROOT)}
     args = ["--dataset", "digits", "--methods", "ft,opc", "--grid", "max_steps=[1,2]", "--forget-sets", "0,1"]

@@ -17,7 +17,8 @@ the same :func:`opc_core.workflows.sweep.run_cell` as the local engine, in one o
 A task takes ``cpus_per_cell`` CPUs (torch uses as many threads) and ``gpus_per_cell`` GPUs (Ray sets
 ``CUDA_VISIBLE_DEVICES``). Tasks are never retried: a worker that dies (out of memory, a crash, ``os._exit``) fails
 its own cell, recorded by the driver, and the sweep goes on. Cancel: queued cells end ``cancelled`` at once, running
-in-place ones through their run's stop flag in the store (a written-back cell finishes, then is recorded).
+ones are interrupted (in place also through their run's stop flag in the store); a written-back record that arrives
+after the cancel is dropped.
 """
 
 from __future__ import annotations
@@ -166,6 +167,8 @@ def _wait(ray: Any, pending: dict, ctx: RunContext, original: str) -> None:
         if ctx.stop.is_set() and not stopping:
             stopping = True
             cancel_queued(ctx.store, [run_id for _, run_id in pending.values()], "cancelled: the sweep was cancelled")
+            for ref in pending:  # a task not started never starts; a running one gets KeyboardInterrupt (cancelled)
+                ray.cancel(ref)
         ready, _ = ray.wait(list(pending), num_returns=1, timeout=PROGRESS_EVERY_S)
         for ref in ready:
             cell, run_id = pending.pop(ref)
@@ -185,11 +188,17 @@ def _record_outcome(ray: Any, ref: Any, run_id: str, ctx: RunContext, original: 
         if isinstance(out, dict):
             write_back(ctx.store, run_id, out, original)
         log.info("cell %s: %s", run_id, out["status"] if isinstance(out, dict) else out)
-    except Exception as exc:  # ray.exceptions.WorkerCrashedError, RayTaskError, ...
+    except Exception as exc:  # ray.exceptions.WorkerCrashedError, TaskCancelledError, RayTaskError, ...
         text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        why = f"the Ray worker running this cell died before it finished ({type(exc).__name__}: {text})"
-        if ctx.store.set_status(run_id, "failed", error=why, expect=("queued", "running")):
-            log.error("cell %s: %s", run_id, why)
+        if ctx.stop.is_set():  # the sweep's cancel interrupted it
+            status, why = "cancelled", f"cancelled: the sweep was cancelled ({type(exc).__name__})"
+        else:
+            status, why = (
+                "failed",
+                f"the Ray worker running this cell died before it finished ({type(exc).__name__}: {text})",
+            )
+        if ctx.store.set_status(run_id, status, error=why, expect=("queued", "running")):
+            log.warning("cell %s: %s", run_id, why)
 
 
 def _repath(obj: Any, paths: dict[str, str]) -> Any:
@@ -209,6 +218,8 @@ def _repath(obj: Any, paths: dict[str, str]) -> Any:
 def write_back(store: Any, run_id: str, out: dict[str, Any], original: str) -> None:
     """Write a cell run on another node into the driver's store: its files into the run's folder (JSON files with
     the scratch paths replaced), its split, steps, metrics and artifacts, then its final status."""
+    if store.get(run_id).final:  # cancelled while its task ran elsewhere: the cancel stands
+        return
     folder = store.artifact_dir(run_id)
     ours = {"{folder}": str(folder), "{original}": original, "{run_id}": run_id}
     paths = {old: ours[new] for old, new in out["paths"].items()}
