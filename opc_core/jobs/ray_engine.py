@@ -70,6 +70,8 @@ def connect(address: str | None, num_cpus: float | None = None) -> bool:
     if address:
         ray.init(address=address, runtime_env=runtime_env, log_to_driver=False)
     else:
+        # Ray starts its workers at nice +15 by default: here they do the sweep's work, at the sweep's own priority
+        os.environ.setdefault("RAY_worker_niceness", "0")
         cpus = int(num_cpus) if num_cpus else os.cpu_count() or 1
         ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False, runtime_env=runtime_env)
     return True
