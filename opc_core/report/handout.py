@@ -39,7 +39,7 @@ def _plt():
     return plt
 
 
-def map_grid_png(runs: Sequence[Run], method: str = "umap", cols: int = 4) -> str | None:
+def map_grid_png(runs: Sequence[Run], method: str = "umap", cols: int = 5) -> str | None:
     """The runs' stored maps side by side (original model's map first): a PNG data URI, None when none is stored."""
     from opc_core.workflows.explore import stored_map
 
@@ -49,7 +49,7 @@ def map_grid_png(runs: Sequence[Run], method: str = "umap", cols: int = 4) -> st
     plt = _plt()
     panels = [("original", maps[0][1]["original"], None), *((method_label(r), m["unlearned"], r) for r, m in maps)]
     rows = -(-len(panels) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(2.3 * cols, 2.3 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(2.0 * cols, 2.2 * rows), squeeze=False)
     is_f = np.asarray(maps[0][1]["is_forget"]).astype(bool)
     for ax, (name, pts, run) in zip(axes.flat, panels):
         ax.scatter(pts[~is_f, 0], pts[~is_f, 1], s=2, c=RETAIN, alpha=0.5, linewidths=0)
