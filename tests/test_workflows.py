@@ -79,7 +79,7 @@ def test_every_ending_is_recorded_and_children_are_finished(store, exc, status, 
 def test_bench_runs_children_tags_stages_and_attacks(store):
     params = BenchParams(
         dataset="digits",
-        methods=["opc:max_steps=6", "ft:max_steps=4"],
+        methods=["opc:max_steps=6", "ft:max_steps=4", "retrain:max_steps=3"],
         forget_classes=[0, 1],
         inversion_images=2,
         inversion_settings={"iterations": 3},
@@ -88,16 +88,18 @@ def test_bench_runs_children_tags_stages_and_attacks(store):
     out = start(params, store)
     bench = store.get(out["run_id"])
     children = store.list(parent=bench.id, oldest_first=True)
-    assert bench.status == "done" and [c.status for c in children] == ["done", "done"]
-    assert [c.params.name for c in children] == ["opc[max_steps=6]", "ft[max_steps=4]"]
-    assert [c.params.overrides for c in children] == [{"max_steps": "6"}, {"max_steps": "4"}]
-    assert [len(store.steps(c.id)) for c in children] == [6, 4]  # every child has its own loss curve
+    assert bench.status == "done" and [c.status for c in children] == ["done"] * 3
+    assert [c.params.name for c in children] == ["opc[max_steps=6]", "ft[max_steps=4]", "retrain[max_steps=3]"]
+    assert [c.params.overrides for c in children] == [{"max_steps": "6"}, {"max_steps": "4"}, {"max_steps": "3"}]
+    assert [len(store.steps(c.id)) for c in children] == [6, 4, 3]  # every child has its own loss curve
     steps = store.steps(bench.id)
-    assert [s["step"] for s in steps] == list(range(1, 11))  # the children's steps, numbered one after the other
-    assert [s["stage"]["label"] for s in steps] == ["opc[max_steps=6]"] * 6 + ["ft[max_steps=4]"] * 4
+    assert [s["step"] for s in steps] == list(range(1, 14))  # the children's steps, numbered one after the other
+    assert [s["stage"]["label"] for s in steps] == ["opc[max_steps=6]"] * 6 + ["ft[max_steps=4]"] * 4 + [
+        "retrain[max_steps=3]"
+    ] * 3
     assert all(s["stage"]["phase"] == "unlearn" for s in steps)
     rows = {r["method"]: r for r in out["rows"]}
-    assert set(rows) == {"opc[max_steps=6]", "ft[max_steps=4]"}
+    assert set(rows) == {"opc[max_steps=6]", "ft[max_steps=4]", "retrain[max_steps=3]"}
     for c in children:
         row = rows[c.params.name]
         assert row["run_id"] == c.id and set(row["recovered_ua"]) >= {"fm", "hr"}

@@ -163,12 +163,26 @@ def report_html(
         f"<style>{REPORT_CSS}</style></head><body>"
         f"<h1>{html.escape(title)}</h1>"
         + "".join(f"<p>{html.escape(n)}</p>" for n in notes)
-        + table.drop(columns=[c for c in ("run",) if c in table]).to_html(
+        + _blank_empty(table.drop(columns=[c for c in ("run",) if c in table])).to_html(
             index=False, na_rep="", float_format=lambda v: f"{v:.2f}"
         )
         + "".join(parts)
         + f"<h2>What the numbers mean</h2><ul>{legend}</ul></body></html>"
     )
+
+
+def _blank_empty(table):
+    """Numeric columns as floats (a missing value is NaN, drawn blank); other columns with None drawn blank."""
+    import pandas as pd
+
+    out = table.copy()
+    for col in out.columns:
+        values = [v for v in out[col] if v is not None]
+        numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+        out[col] = (
+            pd.to_numeric(out[col], errors="coerce") if numeric else out[col].map(lambda v: "" if v is None else v)
+        )
+    return out
 
 
 def default_title(n_runs: int) -> str:
