@@ -10,6 +10,7 @@ import streamlit as st
 from opc_core.methods.opc import method_label as display_name
 from opc_core.report.tables import method_label
 from pages._services import store
+from pages._widgets import INFO
 
 DEPTH_HELP = {
     "fm": "UA left after the paper's FM attack (higher = still forgotten under a linear read-out).",
@@ -178,7 +179,7 @@ def gallery_header(gallery, names: dict) -> None:
             f"Inconclusive: the original model's reconstructions are not {MARGIN_DB:g} dB above every no-information "
             "reference, so low scores of the unlearned models say nothing here (try more iterations or the "
             "dataset-mean start).",
-            icon=":material/help:",
+            icon=INFO,
         )
     others = [store().get(k) for k in gallery.keys if k != "original" and store().exists(k)]
     if not any(r.kind == "unlearn" and r.params.method == "retrain" for r in others):

@@ -9,10 +9,10 @@ import streamlit as st
 
 from opc_core.report import plots
 from opc_core.report import text as ui_text
-from opc_core.report.tables import run_params
+from opc_core.report.tables import metric_value, run_params
 from pages._proofs import depth_metrics, display, one_image
 from pages._services import dataset, store
-from pages._widgets import run_picker
+from pages._widgets import INFO, reading, run_picker
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
@@ -74,7 +74,7 @@ shown = st.session_state.setdefault("fs_shown", set())
 if (run.id, method) not in shown and st.button("Compute the map", type="primary", key="fs_go"):
     shown.add((run.id, method))
 if (run.id, method) not in shown:
-    st.info("Press **Compute the map** (it reads the stored models and snapshots).", icon=":material/info:")
+    st.info("Press **Compute the map** (it reads the stored models and snapshots).", icon=INFO)
     st.stop()
 with st.spinner(f"Projecting features with {method.upper()}…"):
     emb = embedding(run.id, method, home)
@@ -87,6 +87,7 @@ events = []
 for col, key, title in zip(st.columns(2), ("original", "unlearned"), ("Original model", f"After {display(run)}")):
     fig = plots.embedding_scatter(emb[key], is_f, labels, data.classes, title, hover, ranges, only)
     events.append(col.plotly_chart(fig, on_select="rerun", selection_mode="points", key=f"fs_{key}_{run.id}_{method}"))
+reading("map", [(display(run), "recovered_ua_fm", metric_value(run, "recovered_ua_fm"))])
 depth_metrics(run)
 one_image(run, emb, data, events)
 
@@ -95,6 +96,7 @@ if frames:
     st.plotly_chart(
         plots.embedding_animation(frames, is_f, labels, data.classes, ranges, only), key=f"fs_anim_{run.id}_{method}"
     )
+    reading("frames")
 else:
     st.caption("This run stored no snapshots.")
 
@@ -106,10 +108,7 @@ st.plotly_chart(
     ),
     key=f"fs_conf_{run.id}",
 )
-st.caption(
-    "Rows: the forget classes; columns: the class predicted, in % of the row. A collapsed forget set sends all its "
-    "rows to one column; a shallow one spreads them over retained classes while its features still separate them."
-)
+reading("confusion")
 
 st.subheader("Every run of the benchmark, one map")
 if st.toggle("Show the grid (computes each run's features, a few seconds)", key=f"fs_grid_{run.id}"):
@@ -125,6 +124,7 @@ if st.toggle("Show the grid (computes each run's features, a few seconds)", key=
     }
     fig = plots.embedding_grid(g["maps"], np.asarray(g["is_forget"]), np.asarray(g["labels"]), data.classes, caps, only)
     st.plotly_chart(fig, key=f"fs_gridfig_{run.id}_{method}_{only}")
+    reading("grid")
 
 st.subheader("How deep does it go? Per block")
 st.caption(f"{ui_text.explain('norm_ratio')}  \n{ui_text.explain('probe_acc_forget')}")
@@ -139,3 +139,4 @@ if st.toggle("Compute the depth view (a linear probe per block, a few seconds)",
         plots.depth_lines(rows, "probe_acc_forget", "Linear-probe accuracy on D_f", "% (↓ forgotten)"),
         key=f"fs_dp_{run.id}",
     )
+    reading("depth")

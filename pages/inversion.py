@@ -11,7 +11,7 @@ from opc_core.report.tables import run_params
 from pages._jobs import job_panel, show_failure
 from pages._proofs import display, gallery_header
 from pages._services import manager, store
-from pages._widgets import config_widgets, run_picker, to_image
+from pages._widgets import INFO, config_widgets, reading, run_picker, to_image
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
@@ -88,7 +88,7 @@ attack_ids = list(dict.fromkeys((store().get(r.id).metrics.get("inversion") or {
 results = [store().get(a) for a in attack_ids if a and store().exists(a)]
 results = [a for a in results if a.artifact_path("inversion") and a.artifact_path("inversion").exists()]
 if not results:
-    st.info("No reconstructions for these runs yet: press **Launch the inversion**.", icon=":material/info:")
+    st.info("No reconstructions for these runs yet: press **Launch the inversion**.", icon=INFO)
     st.stop()
 names = {r.id: display(r) for r in runs}
 for att in results:
@@ -106,7 +106,7 @@ for att in results:
     gallery_header(gallery, names)
     steps = gallery.steps.tolist()
     at = st.select_slider("Iteration", steps + ["final"], value="final", key=f"inv_iter_{att.id}") if steps else "final"
-    st.caption("Rows: forget images. Columns: the true image, then the reconstruction from each model (PSNR).")
+    reading("inversion", [(names.get(k, k), "psnr", float(recs[k].psnr.mean())) for k in keys if k != "original"])
     width = max(8, len(keys) + 1)  # narrow columns keep each row's images side by side
     head = st.columns(width)
     for col, text in zip(head, ["true", *["original" if k == "original" else names.get(k, k) for k in keys]]):

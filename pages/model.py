@@ -10,7 +10,7 @@ from opc_core.models import MODELS
 from opc_core.train.zoo import MAX_UPLOAD_BYTES, install_checkpoint, list_checkpoints, unreadable_checkpoints
 from pages._jobs import job_panel, watch_jobs
 from pages._services import UNLEARN_PAGE, current_model, dataset, manager, store
-from pages._widgets import link
+from pages._widgets import INFO, link
 
 st.title("Model")
 st.markdown(
@@ -49,7 +49,7 @@ if not entries:
     st.info(
         f"No pretrained {arch} for {ds} yet: train one below (a progress bar shows how far it got) or upload "
         f"a checkpoint. Until then the other pages keep using {choice['name']}.",
-        icon=":material/info:",
+        icon=INFO,
     )
 else:
     table = pd.DataFrame(
@@ -82,7 +82,7 @@ else:
     with st.expander("Training recipe"):
         st.json(entry.recipe)
     st.success(f"Selected **{entry.name}**: the other pages use this model.")
-    link(UNLEARN_PAGE, "Next: unlearn some classes", ":material/ink_eraser:")
+    link(UNLEARN_PAGE, "Next: unlearn some classes")
 
 st.subheader("Train a new base model")
 with st.form("train_form"):

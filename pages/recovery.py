@@ -8,10 +8,11 @@ import streamlit as st
 from opc_core.attacks.recovery import get_attack, list_attacks, shared_settings
 from opc_core.report import plots
 from opc_core.report import text as ui_text
+from opc_core.report.tables import metric_value
 from pages._jobs import job_panel, show_failure
 from pages._proofs import calibration_note, diagnostic_table, reference_rows, run_name
 from pages._services import manager, store
-from pages._widgets import config_widgets, explain_caption, run_picker
+from pages._widgets import INFO, config_widgets, explain_caption, reading, run_picker
 
 ATTACKS = list_attacks()  # every registered recovery attack, the paper's first
 
@@ -68,7 +69,7 @@ done = [r for r in runs if "recovery" in r.metrics]
 if not done:
     st.info(
         "No attack results for these runs yet: press the button above (the attacks take seconds).",
-        icon=":material/info:",
+        icon=INFO,
     )
     st.stop()
 rows = reference_rows(done)
@@ -85,6 +86,7 @@ if not any(x["method"].startswith("retrain") for x in rows):
 st.plotly_chart(
     plots.recovery_bars(rows, [a for a in ATTACKS if any(a in x["recovered_ua"] for x in rows)]), key="rec_bars"
 )
+reading("recovery", [(run_name(r), "recovered_ua_fm", metric_value(r, "recovered_ua_fm")) for r in done])
 notes = {calibration_note(r): [run_name(x) for x in done if calibration_note(x) == calibration_note(r)] for r in done}
 where = "; ".join(k if len(notes) == 1 else f"{', '.join(v)}: {k}" for k, v in notes.items())
 st.caption(

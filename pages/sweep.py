@@ -16,7 +16,7 @@ from opc_core.report import sweep as report
 from opc_core.workflows.sweep import SweepParams, expand, parse_values, progress
 from pages._jobs import job_panel
 from pages._services import current_model, manager, store
-from pages._widgets import empty_state
+from pages._widgets import INFO, empty_state
 
 st.title("Sweep")
 st.caption(
@@ -113,7 +113,7 @@ summary = report.summarise(store(), run.id)
 st.caption(summary["progress"])
 table = [r for r in summary["table"] if r["n"]]
 if not table:
-    st.info("No cell has finished yet: the table and plots appear as cells finish.", icon=":material/hourglass_top:")
+    st.info("No cell has finished yet: the table and plots appear as cells finish.", icon=INFO)
     st.stop()
 st.subheader("Mean ± std over seeds")
 st.markdown(report.markdown_table(table))

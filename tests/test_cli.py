@@ -156,7 +156,8 @@ def test_report_exports_html_csv_json_of_finished_runs(tmp_path):
     assert html.startswith("<!doctype html>") and all(f"{r['label']} · digits · classes 0,1" in html for r in runs)
     assert html.count("Plotly.newPlot") == 1  # the UA/RA/TA/MIA bars (no recovery results yet)
     csv_lines = (tmp_path / "rep" / "runs.csv").read_text().splitlines()
-    assert csv_lines[0].startswith("run,status,method,dataset") and len(csv_lines) == 3
+    assert csv_lines[0].startswith("name,status,method,dataset") and csv_lines[0].endswith(",run")
+    assert len(csv_lines) == 3 and [line.rsplit(",", 1)[1] for line in csv_lines[1:]] == [r["run_id"] for r in runs]
     records = json.loads((tmp_path / "rep" / "runs.json").read_text())
     assert [r["metrics"]["ua"] for r in records] == [r["ua"] for r in runs]
     only_ft = json.loads(run_cli("report", "--out", str(tmp_path / "ft"), "--method", "ft", "--json", home=home).stdout)
