@@ -215,7 +215,7 @@ def findings(results: list[dict]) -> list[str]:
         ]
         if margins:
             out.append(
-                f"**{method_label(deep)}**: UA after FM {_pm(fm[deep])}; its margin over the best other method and "
+                f"**{method_label(deep)}**: UA after FM {_pm(fm[deep])}; its margin over the best other method present "
                 f"retrain ({', '.join(method_label(o) for o in others)}) is {min(margins):.1f} to {max(margins):.1f} "
                 "points across the splits."
             )
@@ -263,6 +263,8 @@ def done_check(result: dict, deep: str = "opc_features") -> str:
     split = f"{{{','.join(map(str, result['forget_classes']))}}} seed {result['seed']}"
     failed = [k for k, ok in checks.items() if not ok]
     verdict = "meets the bar (" + ", ".join(checks) + ")." if not failed else f"**misses** {', '.join(failed)}."
+    if "retrain" not in rows:
+        verdict = f"**not judged**: retrain did not finish on this split (compared only with {', '.join(rows)})."
     return (
         f"Split {split}: {method_label(deep)} UA after FM {fm[deep]:.1f} vs the best other {best[0]:.1f} "
         f"({method_label(best[1])}), margin {fm[deep] - best[0]:+.1f}; ΔTA {dta:+.1f}; "
