@@ -216,7 +216,7 @@ def findings(results: list[dict]) -> list[str]:
         if margins:
             out.append(
                 f"**{method_label(deep)}**: UA after FM {_pm(fm[deep])}; its margin over the best other method present "
-                f"retrain ({', '.join(method_label(o) for o in others)}) is {min(margins):.1f} to {max(margins):.1f} "
+                f"({', '.join(method_label(o) for o in others)}) is {min(margins):.1f} to {max(margins):.1f} "
                 "points across the splits."
             )
     if "opc" in methods:
