@@ -10,6 +10,7 @@ import streamlit as st
 from opc_core.report import plots
 from opc_core.report import text as ui_text
 from opc_core.report.tables import metric_value, run_params
+from opc_core.workflows.explore import has_maps
 from pages._proofs import depth_metrics, display, one_image
 from pages._services import dataset, store
 from pages._widgets import INFO, reading, run_picker
@@ -67,10 +68,14 @@ method = st.radio(
     ["pca", "umap"],
     horizontal=True,
     key="fs_method",
-    format_func=lambda m: {"umap": "UMAP (non-linear; 10–60 s the first time)", "pca": "PCA (linear, instant)"}[m],
+    format_func=lambda m: {"umap": "UMAP (non-linear; a few seconds when not stored)", "pca": "PCA (linear, instant)"}[
+        m
+    ],
 )
 only = st.toggle("Forget set only", key="fs_only", help="Hide the retained images to see D_f's classes alone.")
 shown = st.session_state.setdefault("fs_shown", set())
+if has_maps(run):  # stored by the worker right after the run (and shipped with the demo): shown at once
+    shown.add((run.id, method))
 if (run.id, method) not in shown and st.button("Compute the map", type="primary", key="fs_go"):
     shown.add((run.id, method))
 if (run.id, method) not in shown:

@@ -106,6 +106,7 @@ for att in results:
     gallery_header(gallery, names)
     steps = gallery.steps.tolist()
     at = st.select_slider("Iteration", steps + ["final"], value="final", key=f"inv_iter_{att.id}") if steps else "final"
+    st.caption("Rows: forget images. Columns: the true image, then the reconstruction from each model (PSNR).")
     reading("inversion", [(names.get(k, k), "psnr", float(recs[k].psnr.mean())) for k in keys if k != "original"])
     width = max(8, len(keys) + 1)  # narrow columns keep each row's images side by side
     head = st.columns(width)
