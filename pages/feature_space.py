@@ -92,7 +92,8 @@ events = []
 for col, key, title in zip(st.columns(2), ("original", "unlearned"), ("Original model", f"After {display(run)}")):
     fig = plots.embedding_scatter(emb[key], is_f, labels, data.classes, title, hover, ranges, only)
     events.append(col.plotly_chart(fig, on_select="rerun", selection_mode="points", key=f"fs_{key}_{run.id}_{method}"))
-reading("map", [(display(run), "recovered_ua_fm", metric_value(run, "recovered_ua_fm"))])
+    with col:  # each map its reading; the unlearned one with its measured value
+        reading("map", [(display(run), "recovered_ua_fm", metric_value(run, "recovered_ua_fm"))] * (key != "original"))
 depth_metrics(run)
 one_image(run, emb, data, events)
 
