@@ -206,7 +206,10 @@ def test_dashboard_end_to_end(browser_page):
     while point.input_value() == "0" and time.monotonic() < deadline:
         page.wait_for_timeout(300)
     assert point.input_value() != "0", "clicking a point did not select it"
-    page.locator("p:has-text('(forget)'):visible").first.wait_for()  # its image, labelled as a forget sample
+    label = page.get_by_text("(forget)").locator("visible=true")
+    if label.count() == 0:  # the rerun that selected the point may have closed the expander: open it again
+        page.get_by_text("One image, before and after").first.click()
+    label.first.wait_for()  # its image, labelled as a forget sample
     page.get_by_text("Compute the depth view").click()
     page.get_by_text("Linear-probe accuracy on D_f").wait_for(timeout=120_000)
     assert_no_errors(page, "feature space")
