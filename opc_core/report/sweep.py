@@ -250,9 +250,9 @@ def markdown_table(table: Sequence[Mapping[str, Any]]) -> str:
     """The aggregated table in Markdown: grid values, then mean ± std of each result column over the seeds."""
     if not table:
         return "(no finished cells)"
-    keys = [
-        k for k in table[0] if k in _grid_like(table) and len({r.get(k) for r in table}) > 1
-    ]  # a pinned setting is said once, not per row
+    grid = _grid_like(table)
+    keys = list(dict.fromkeys(k for r in table for k in r if k in grid))
+    keys = [k for k in keys if len({r.get(k) for r in table if r.get(k)}) > 1]  # a pinned setting: said once
     cols = table_columns(table)
     head = ["variant", *keys, "forget", "n", *[LABELS.get(c, c) for c in cols]]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -316,7 +316,9 @@ def docs_section(heading: str, store: RunStore, ids: Mapping[str, str], png: Pat
             "",
             f"{p['dataset']} / {p['model']}, methods {', '.join(p['methods'])}, grid "
             + ", ".join(f"`{k}=[{','.join(map(str, v))}]`" for k, v in p["grid"].items())
-            + f", seeds {p['seeds']}, attacks {p['attacks'] if p['attacks'] is not None else 'all'}; "
+            + f", seeds {', '.join(map(str, p['seeds']))}, attacks "
+            + (", ".join(p["attacks"]) or "none" if p["attacks"] is not None else "all")
+            + "; "
             + progress(store, sweep_id).text()
             + ".",
             "",
