@@ -53,6 +53,21 @@ STUDIES = {
 DOCS = {"sensitivity": ROOT / "docs" / "results.md", "fraction": ROOT / "docs" / "methods.md"}
 HEADINGS = {"sensitivity": "## Sensitivity (sweep)", "fraction": "## OPC's forget batch: cost against depth (sweep)"}
 PROSE = {  # study -> what its numbers say (written once they were measured; re-read them after a re-run)
+    "sensitivity": """What the two sweeps show (λ at 1.5 epochs, epochs at λ = 0.3; lr 0.02 with a cosine schedule and
+p = 1 pinned; classes 0, 1, 2; seeds 0, 1, 2; the original model's TA is 88.1):
+
+- **OPC-features** forgets deeper with a larger λ and with longer training, and only the recovery attack sees it:
+  UA is 95–100 in every cell. Against λ depth costs retention: FM-recovered UA 16 → 58 → 70 → 99.9 while TA goes
+  92 → 91 → 83 → 67 for λ = 0.1 → 0.3 → 1 → 3. Against epochs it does not: at λ = 0.3, 0.5 → 1.5 → 5 epochs give
+  FM-recovered UA 19 → 58 → 65 with TA 89 → 91 → 94. The probe inside D_f (telling the three forget classes apart
+  from the unlearned features) falls as the forgetting deepens (96 → 35 over λ, 95 → 57 over epochs). At λ = 0.1 or
+  half an epoch it is as shallow as FT (FM-recovered UA about 15 in the forget-batch sweep of docs/methods.md).
+- **OPC on the logits** never forgets deeply without breaking the model: FM-recovered UA stays at 16–25 for λ ≤ 1
+  and any number of epochs, and the FM restricted to the head's null space recovers as much as the full FM (the
+  forget classes survive where the head cannot see them, docs/science.md); at λ = 3 FM-recovered UA reaches 88 only
+  because the whole model breaks (TA 22 ± 7, with a large spread over seeds).
+- For a fixed budget of retention, more epochs at λ = 0.3 (5 epochs: FM-recovered UA 65, TA 94) beat a larger λ
+  (λ = 1 at 1.5 epochs: 70 at TA 83); λ = 3 forgets completely at a TA 21 points below the original's.""",
     "fraction": """Why a forget batch costs what it does. Each OPC step draws a retain batch and a forget batch and
 sends both through one forward and one backward pass, so at `forget_batch=1` (the default, and the paper's setting)
 a step processes twice FT's images plus the norm term. `forget_batch=f` draws f times the retain batch from the
