@@ -13,6 +13,7 @@ import streamlit as st
 from opc_core.attacks import list_attacks
 from opc_core.methods import list_methods
 from opc_core.report import sweep as report
+from opc_core.report.text import READING_MARK
 from opc_core.workflows.sweep import SweepParams, expand, parse_values, progress
 from pages._jobs import job_panel
 from pages._services import current_model, manager, store
@@ -119,6 +120,12 @@ st.subheader("Mean ± std over seeds")
 st.markdown(report.markdown_table(table))
 for x in summary["swept"]:
     st.plotly_chart(report.sensitivity_figure(table, x, summary["keys"]), key=f"sw_fig_{x}")
+    st.caption(
+        f"**{READING_MARK}** one panel per metric against {x}, one line per method (bars: std over the seeds; a dashed "
+        "line: a method the setting does not apply to). UA and TA say whether it forgot and what it kept; FM UA is "
+        "the UA left after the feature-map attack: higher means deeper. The probe inside D_f falls as the forget "
+        "classes merge."
+    )
 if not summary["swept"]:
     st.caption("Sweep a numeric setting over two or more values to get its sensitivity plot.")
 if not any(k.startswith("diag.") for r in table for k in r):
