@@ -274,6 +274,7 @@ def test_sweep_page_launches_a_job_and_shows_the_table(tmp_path, monkeypatch):
     text = " ".join(m.value for m in at.markdown)
     assert "| ft | 1 | classes 0,1 | 1 |" in text and "| ft | 2 | classes 0,1 | 1 |" in text
     assert len(at.get("plotly_chart")) == 1 and not at.exception
+    assert any(c.value.startswith("**How to read it:**") for c in at.caption)
 
 
 def test_aggregation_known_answers_and_a_method_the_swept_key_skips(tmp_path):
