@@ -51,7 +51,7 @@ def test_variants_keep_their_label_everywhere(tmp_path):
     deep = _bench_child(store, "opc[layer=features]", "opc", 99.5, fm=57.1)
     plain = _bench_child(store, "opc", "opc", 98.6)
     assert method_label(deep) == "opc[layer=features]" and method_label(plain) == "opc"
-    assert run_label(deep).startswith("opc[layer=features] · digits · classes 0,1 · ")
+    assert run_label(deep).startswith("opc[layer=features] · digits · classes 0,1 · seed 0 · ")
     row = run_row(deep)
     assert row["method"] == "opc[layer=features]" and row["UA"] == 99.5 and row["UA after fm"] == 57.1
     assert row["forget"] == "classes 0,1" and row["contraction radius"] == 0.1

@@ -44,7 +44,7 @@ def run_label(run: Run) -> str:
     name = method_label(run) or p.get("attack") or run.kind
     when = time.strftime("%d %b %H:%M:%S", time.localtime(run.created))
     tail = (" · demo" if run.metrics.get("demo") else "") + ("" if run.status == "done" else f" · {run.status}")
-    return f"{name} · {p.get('dataset', '?')} · {what} · {when}{tail}"
+    return f"{name} · {p.get('dataset', '?')} · {what} · seed {p.get('seed', 0)} · {when}{tail}"
 
 
 def run_row(run: Run) -> dict[str, Any]:
