@@ -279,3 +279,47 @@ def test_evaluate_random_split_is_json_safe(digits, digits_model):
     assert out["forget_test_acc"] is None and out["mia"] is None and out["original"]["forget_test_acc"] is None
     assert out["representation"]["cka_degenerate"] is True
     json.dumps(out, allow_nan=False)
+
+
+class CountingModel(nn.Module):
+    """Wraps a model and counts the images its feature extractor sees."""
+
+    def __init__(self, inner: nn.Module) -> None:
+        super().__init__()
+        self.inner, self.seen = inner, 0
+        self.num_classes, self.feature_dim = inner.num_classes, inner.feature_dim
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        self.seen += len(x)
+        return self.inner.features(x)
+
+    def head(self, f: torch.Tensor) -> torch.Tensor:
+        return self.inner.head(f)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+
+def test_evaluate_runs_each_image_through_each_model_once(digits, digits_model):
+    """The evaluation's overlapping requests are served from one forward pass per image and model, with the same
+    numbers as the unmemoised metrics; the original's rows are kept for the next evaluation of the same original."""
+    split = make_split(digits, forget_classes=[3, 8], seed=0)
+    original, unlearned = CountingModel(digits_model), CountingModel(ConstantModel(digits.num_classes, 0))
+    out = evaluate(original, unlearned, digits, split)
+    n_images = len(split.forget_idx) + len(split.retain_idx) + len(split.test_idx)
+    assert unlearned.seen == n_images and original.seen == n_images
+    assert out["ra"] == pytest.approx(unlearning_accuracies(unlearned.inner, digits, split)["ra"])
+    assert out["mia"] == pytest.approx(mia_efficacy(unlearned.inner, digits, split, max_per_set=2000, seed=0))
+    plain = representation_stats(original.inner, unlearned.inner, digits, split)
+    assert out["representation"]["feat_norm_retain_original"] == pytest.approx(plain["feat_norm_retain_original"])
+    seen = original.seen
+    again = evaluate(original, CountingModel(ConstantModel(digits.num_classes, 1)), digits, split)
+    assert original.seen == seen and again["original"] == out["original"]  # the original's forwards were reused
+    with torch.no_grad():
+        digits_model.classifier.bias[0] += 1.0  # a changed original is a different fingerprint: computed afresh
+    try:
+        evaluate(original, unlearned, digits, split)
+        assert original.seen == 2 * seen
+    finally:
+        with torch.no_grad():
+            digits_model.classifier.bias[0] -= 1.0

@@ -1,6 +1,6 @@
-"""The named one-click comparisons of shallow vs deep forgetting: ``fast`` (the home page's first button, about a
-minute and a half on a 2-core CPU) and ``full`` (every method the shipped demo shows, each with its tuned preset, and
-a longer gradient inversion; several minutes).
+"""The named one-click comparisons of shallow vs deep forgetting: ``fast`` (the home page's first button, under 90 s
+on a quiet 2-core CPU, without gradient inversion) and ``full`` (every method the shipped demo shows, each with its
+tuned preset, and the gradient inversion; several minutes).
 
 Both run the benchmark workflow on the embedded default (Fashion-MNIST subset, the shipped small CNN, classes 0, 1, 2
 forgotten). ``scripts/bench_preset.py`` measures where their time goes.
@@ -15,12 +15,13 @@ PRESETS: dict[str, dict] = {
     "fast": {
         **COMMON,
         # the lesson in three runs: OPC-features (deep here), FT (shallow) and the retrain reference, shortened
-        # towards 90 s on a quiet 2-core CPU (scripts/bench_preset.py: evaluation and attacks take half of it, the
-        # paper's OPC another quarter; the full preset and the shipped demo show it)
+        # to fit 90 s on a quiet 2-core CPU (scripts/bench_preset.py; the full preset and the shipped demo show the
+        # paper's OPC). No gradient inversion: a reconstruction worth looking at takes ~33 s per model for 4 images
+        # (500 iterations) here, and 200 iterations give noise (docs/science.md §9); the Inversion page runs it on
+        # this comparison in one click and shows the shipped demo's gallery meanwhile.
         "methods": ["opc_features:epochs=1", "ft", "retrain:epochs=2"],
         "mia": False,  # two SVC fits per model; for whole classes every method scores ~100 (docs/results.md)
-        "inversion_images": 2,
-        "inversion_settings": {"iterations": 200},
+        "inversion_images": 0,
     },
     "full": {
         **COMMON,
@@ -28,9 +29,9 @@ PRESETS: dict[str, dict] = {
     },
 }
 BLURBS = {
-    "fast": "**Fast** (a few minutes at most on a 2-core CPU): OPC on the penultimate features (deep), FT "
-    "(shallow) and retrain (the reference), shortened, each followed by the recovery attacks, then a short gradient "
-    "inversion.",
+    "fast": "**Fast** (about 80 s on a quiet 2-core CPU): OPC on the penultimate features (deep), FT (shallow) and "
+    "retrain (the reference), shortened, each followed by the recovery attacks. Gradient inversion is one more click "
+    "on the Inversion page (about half a minute per model).",
     "full": "**Full** (several minutes): the shipped demo's comparison — both OPC variants, retrain (the "
     "reference), FT, GA, RL, SalUn and SCRUB with their tuned presets, every attack, a longer inversion.",
 }

@@ -32,8 +32,12 @@ def math_attention(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def eval_copy(model: nn.Module) -> nn.Module:
-    """A copy in eval mode with every parameter differentiable; the caller's model is never touched."""
-    work = copy.deepcopy(model).eval()
+    """A copy in eval mode with every parameter differentiable; the caller's model is never touched.
+
+    The copy is in the default (contiguous) layout: the double backward of gradient matching on a few small images is
+    ~10% slower in channels-last on the 2-core CPU (measured on cnn_small, 2 and 8 images).
+    """
+    work = copy.deepcopy(model).eval().to(memory_format=torch.contiguous_format)
     for p in work.parameters():
         p.requires_grad_(True)
     return work
