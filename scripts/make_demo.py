@@ -9,7 +9,9 @@
 3. exports the comparison with its runs, step records, checkpoints, maps and inversion gallery
    (opc_core.workflows.demo.export_demo);
 4. measures the expected ranges the guided reading shows beside each value: the min and max of every metric per
-   method over the full comparison and the ``fast`` preset with each of ``--seeds``, written to expected.json.
+   method over the full comparison, the ``fast`` preset with each of ``--seeds`` and the benchmark results of
+   docs/bench/results on the same dataset and model (other class triples, ``scripts/make_results.py``), written to
+   expected.json.
 
 Nothing in the output is edited by hand; re-run this script after a change to the methods or attack defaults.
 """
@@ -41,6 +43,24 @@ def metric_rows(store, bench_id: str) -> list[tuple[str, dict[str, float]]]:
     return out
 
 
+def result_rows(dataset: str, model: str) -> tuple[list[tuple[str, dict[str, float]]], list[str]]:
+    """The rows of every stored benchmark result (docs/bench/results) on ``dataset`` and ``model``, and their splits."""
+    rows, sources = [], []
+    for path in sorted((Path(__file__).resolve().parent.parent / "docs" / "bench" / "results").glob("*.json")):
+        result = json.loads(path.read_text())
+        if (result.get("dataset"), result.get("model")) != (dataset, model):
+            continue
+        sources.append(f"{{{','.join(map(str, result.get('forget_classes') or []))}}} seed {result.get('seed')}")
+        for row in result["rows"]:
+            values = {k: row[k] for k in ("ua", "ra", "ta", "mia") if isinstance(row.get(k), (int, float))}
+            radius = (row.get("representation") or {}).get("contraction_radius")
+            values.update({} if radius is None else {"contraction_radius": radius})
+            values.update({k: v for k, v in (row.get("inversion") or {}).items() if k in ("psnr", "ssim")})
+            values.update({f"recovered_ua_{a}": v for a, v in (row.get("recovered_ua") or {}).items() if v is not None})
+            rows.append((row["method"], values))
+    return rows, sources
+
+
 def ranges(rows: list[tuple[str, dict[str, float]]]) -> dict[str, dict[str, list[float]]]:
     out: dict[str, dict[str, list[float]]] = {}
     for method, values in rows:
@@ -59,6 +79,10 @@ def write_ranges(stores, out: Path) -> None:
         for bench in store.list(kind="bench", status="done", oldest_first=True):
             rows += metric_rows(store, bench.id)
             sources.append(f"{bench.title} (seed {bench.params.seed})")
+    more, splits = result_rows("fashion_mnist_small", "cnn_small")
+    rows += more
+    if splits:
+        sources.append("the benchmark results on " + ", ".join(splits) + " (docs/results.md)")
     expected = {"source": "min–max measured by scripts/make_demo.py over " + "; ".join(sources), "ranges": ranges(rows)}
     (out / EXPECTED_FILE).write_text(json.dumps(expected, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     print(f"expected ranges over {len(sources)} comparisons written to {out / EXPECTED_FILE}")

@@ -178,5 +178,9 @@ def test_expectation_puts_the_measured_range_beside_the_value(monkeypatch):
     assert line == "opc_features: UA after FM expected 60–70; this run: 64"
     assert text.expectation("ft", "ua", 95.0) == "ft: UA expected 96; this run: 95"
     assert text.expectation("ga", "ua", None) == "ga: UA —"  # no measured range, no value
+    # the pages name runs by display name and short id: the range is found under the method's label all the same
+    shown = text.expectation("OPC-features (17dee7)", "recovered_ua_fm", 64.2)
+    assert shown == "OPC-features (17dee7): UA after FM expected 60–70; this run: 64"
+    assert text.method_key("OPC (paper: logits) [lam=2]") == "opc[lam=2]" and text.method_key("ft (a1b2c3)") == "ft"
     caption = text.reading("recovery", [("ft", "ua", 95.0)])
     assert caption.startswith(f"**{text.READING_MARK}**") and caption.endswith("ft: UA expected 96; this run: 95")

@@ -174,8 +174,10 @@ READINGS: dict[str, str] = {
     "still reads the forgotten classes per block. Deep forgetting lowers both towards the output.",
     "recovery": "the first bar of each method is its UA before any attack; the others are the UA left after "
     "each attack. Shallow methods fall to low bars after FM; a deep method keeps its bars high.",
-    "inversion": "each row rebuilds one forget image from gradients. Sharper images and a higher PSNR mean "
-    "the model still encodes it; on this small model every reconstruction stays blurry at this budget.",
+    "inversion": "each row rebuilds one forget image from one gradient of the model. A sharp image and a PSNR well "
+    "above the no-information references (grey, mean image, class mean) mean the gradient still carries the image; "
+    "compare each row with the original model's. The retrained model never saw D_f and can still leak: this attack "
+    "measures how invertible a gradient is, not only memory.",
     "metrics": "UA and MIA measure forgetting, RA and TA what is kept. Most methods score alike here; the "
     "difference between shallow and deep shows only under the attacks.",
     "maps_grid": "one map per method, all in the original model's map: compare how tightly the red points gather.",
@@ -195,11 +197,28 @@ def _expected() -> dict:
 _EXPECTED: list[dict] = []
 
 
+def method_key(method: str) -> str:
+    """The method label the ranges are stored under, from what a page shows: "OPC-features (17dee7)" ->
+    ``opc_features``, "OPC (paper: logits) [lam=2]" -> ``opc[lam=2]``, "ft (a1b2c3)" -> ``ft``."""
+    import re
+
+    from opc_core.methods.opc import LABELS
+
+    name = re.sub(r" \([0-9a-f]{6}\)$", "", method)
+    for base, shown in LABELS.items():
+        if name == shown:
+            return base
+        if name.startswith(shown + " [") and name.endswith("]"):
+            return f"{base}[{name[len(shown) + 2 : -1]}]"
+    return name
+
+
 def expected_range(method: str, key: str) -> tuple[float, float] | None:
-    """The measured (min, max) of metric ``key`` for method label ``method`` (assets/demo/expected.json), or None."""
+    """The measured (min, max) of metric ``key`` for the method a page names ``method`` (a label, a display name,
+    either with the run's short id; assets/demo/expected.json), or None."""
     if not _EXPECTED:
         _EXPECTED.append(_expected())
-    lo_hi = (_EXPECTED[0].get("ranges", {}).get(method) or {}).get(key)
+    lo_hi = (_EXPECTED[0].get("ranges", {}).get(method_key(method)) or {}).get(key)
     return None if lo_hi is None else (float(lo_hi[0]), float(lo_hi[1]))
 
 
