@@ -304,7 +304,9 @@ def test_evaluate_runs_each_image_through_each_model_once(digits, digits_model):
     """The evaluation's overlapping requests are served from one forward pass per image and model, with the same
     numbers as the unmemoised metrics; the original's rows are kept for the next evaluation of the same original."""
     split = make_split(digits, forget_classes=[3, 8], seed=0)
-    original, unlearned = CountingModel(digits_model), CountingModel(ConstantModel(digits.num_classes, 0))
+    # eval(): the inference helper restores the wrapper's mode afterwards, and train mode would reach the shared model
+    original = CountingModel(digits_model).eval()
+    unlearned = CountingModel(ConstantModel(digits.num_classes, 0)).eval()
     out = evaluate(original, unlearned, digits, split)
     n_images = len(split.forget_idx) + len(split.retain_idx) + len(split.test_idx)
     assert unlearned.seen == n_images and original.seen == n_images
@@ -313,8 +315,9 @@ def test_evaluate_runs_each_image_through_each_model_once(digits, digits_model):
     plain = representation_stats(original.inner, unlearned.inner, digits, split)
     assert out["representation"]["feat_norm_retain_original"] == pytest.approx(plain["feat_norm_retain_original"])
     seen = original.seen
-    again = evaluate(original, CountingModel(ConstantModel(digits.num_classes, 1)), digits, split)
+    again = evaluate(original, CountingModel(ConstantModel(digits.num_classes, 1)).eval(), digits, split)
     assert original.seen == seen and again["original"] == out["original"]  # the original's forwards were reused
+    bias = digits_model.classifier.bias.detach().clone()
     with torch.no_grad():
         digits_model.classifier.bias[0] += 1.0  # a changed original is a different fingerprint: computed afresh
     try:
@@ -322,4 +325,5 @@ def test_evaluate_runs_each_image_through_each_model_once(digits, digits_model):
         assert original.seen == 2 * seen
     finally:
         with torch.no_grad():
-            digits_model.classifier.bias[0] -= 1.0
+            digits_model.classifier.bias.copy_(bias)
+    assert not digits_model.training
