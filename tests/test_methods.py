@@ -236,3 +236,13 @@ def test_make_config_parses_and_validates():
 def test_config_type_checked(digits, digits_model, class_split):
     with pytest.raises(TypeError):
         get_method("ft")(digits_model, digits, class_split, make_config("ga"))
+
+
+def test_full_fashion_mnist_uses_the_subsets_presets():
+    """presets.json may name another dataset instead of a table: the full Fashion-MNIST takes its subset's presets,
+    and a user's override still wins."""
+    for name in list_methods():
+        assert make_config(name, {}, "fashion_mnist") == make_config(name, {}, "fashion_mnist_small")
+    assert make_config("opc_features", {}, "fashion_mnist").lam == 1.0
+    assert make_config("retrain", {"epochs": 2}, "fashion_mnist").epochs == 2.0
+    assert make_config("retrain", {}, "no_such_dataset") != make_config("retrain", {}, "fashion_mnist")

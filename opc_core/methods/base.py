@@ -195,10 +195,12 @@ def list_methods() -> list[str]:
 
 # --- configs ---------------------------------------------------------------------------------------------------------
 def load_presets() -> dict[str, dict[str, dict[str, Any]]]:
-    """``{dataset: {method: {field: value}}}`` from presets.json (tuned defaults per dataset)."""
+    """``{dataset: {method: {field: value}}}`` from presets.json (tuned defaults per dataset). A dataset whose entry is
+    another dataset's name uses that one's presets (the full Fashion-MNIST those of its embedded subset)."""
     if not PRESETS_FILE.exists():
         return {}
-    return {k: v for k, v in json.loads(PRESETS_FILE.read_text()).items() if not k.startswith("_")}
+    raw = {k: v for k, v in json.loads(PRESETS_FILE.read_text()).items() if not k.startswith("_")}
+    return {k: raw.get(v, {}) if isinstance(v, str) else v for k, v in raw.items()}
 
 
 def make_config(method: str, overrides: Mapping[str, Any] | Iterable[str] = (), dataset: str | None = None):
