@@ -45,14 +45,18 @@ def home() -> None:
         "the forgotten accuracy, and gradient inversion rebuilds the forgotten images.\n\n"
         "**Deep forgetting** means the model maps every forgotten sample to *one point*, so nothing is left to "
         "recover. **OPC** (One-Point-Contraction, Jung et al., arXiv 2507.07754) trains for exactly that: "
-        "cross-entropy on the retained data plus the norm of the forget set's representation, pulled to 0."
+        "cross-entropy on the retained data plus the norm of the forget set's representation, pulled to 0. The "
+        "paper applies the norm to the logits (**OPC (paper: logits)**); on this project's CNN that forgets at the "
+        "output only, and the same loss on the penultimate features (**OPC-features**) is the variant that forgets "
+        "deeply (docs/results.md)."
     )
     if FIGURE.exists():
         right.image(
             str(FIGURE),
-            caption="Real features of the shipped small CNN on Fashion-MNIST in one shared PCA "
-            "map: after FT the forgotten classes still form clusters; after OPC they "
-            "collapse (drawn by scripts/make_home_figure.py).",
+            caption="Real features of the shipped small CNN on the embedded Fashion-MNIST subset (classes 0, 1, 2 "
+            "forgotten, seed 0, each method's preset) in one shared PCA map: after FT the forgotten classes keep their "
+            "clusters; after OPC on the logits they shrink into a blob that FM still reads (see 'after FM'); after "
+            "OPC-features they collapse to one point (drawn by scripts/make_home_figure.py).",
         )
     device = left.empty()
     device.caption("Computing on: …")
