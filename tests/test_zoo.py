@@ -69,9 +69,20 @@ def test_expectations_checked(tmp_path, digits, digits_model):
         load_checkpoint(path)
 
 
-@pytest.mark.parametrize("dataset,floor", [("fashion_mnist_small", 85.0), ("digits", 97.0)])
-def test_shipped_checkpoints_reach_their_accuracy(dataset, floor):
-    entry = find_checkpoint(dataset, "cnn_small")
+SHIPPED = [  # (dataset, model, floor): every checkpoint in assets/zoo, with the accuracy it must reach
+    ("fashion_mnist_small", "cnn_small", 85.0),
+    ("digits", "cnn_small", 97.0),
+]
+
+
+def test_every_shipped_checkpoint_is_checked():
+    listed = {(e.dataset, e.model) for e in list_checkpoints() if e.shipped}
+    assert listed == {(d, m) for d, m, _ in SHIPPED}
+
+
+@pytest.mark.parametrize("dataset,model,floor", SHIPPED)
+def test_shipped_checkpoints_reach_their_accuracy(dataset, model, floor):
+    entry = find_checkpoint(dataset, model)
     assert entry is not None and entry.shipped
     model, meta = load_checkpoint(entry.path, device="cpu")
     data = load_dataset(dataset, device="cpu")
