@@ -93,11 +93,13 @@ def test_bench_runs_children_tags_stages_and_attacks(store):
     assert [c.params.overrides for c in children] == [{"max_steps": "6"}, {"max_steps": "4"}, {"max_steps": "3"}]
     assert [len(store.steps(c.id)) for c in children] == [6, 4, 3]  # every child has its own loss curve
     steps = store.steps(bench.id)
-    assert [s["step"] for s in steps] == list(range(1, 14))  # the children's steps, numbered one after the other
+    # the children's steps, numbered one after the other, then the inversion's: 3 iterations on each of 4 models
+    assert [s["step"] for s in steps] == list(range(1, 14 + 12))
     assert [s["stage"]["label"] for s in steps] == ["opc[max_steps=6]"] * 6 + ["ft[max_steps=4]"] * 4 + [
         "retrain[max_steps=3]"
-    ] * 3
-    assert all(s["stage"]["phase"] == "unlearn" for s in steps)
+    ] * 3 + ["all methods"] * 12
+    assert [s["stage"]["phase"] for s in steps] == ["unlearn"] * 13 + ["inversion"] * 12
+    assert steps[-1]["total"] == 13 + 12
     rows = {r["method"]: r for r in out["rows"]}
     assert set(rows) == {"opc[max_steps=6]", "ft[max_steps=4]", "retrain[max_steps=3]"}
     for c in children:

@@ -97,6 +97,7 @@ def bench(params: BenchParams, ctx: RunContext) -> dict[str, Any]:
             out_run=ctx.run_id,
             n_images=params.inversion_images,
             settings=params.inversion_settings,
+            on_step=_offset(ctx, offset),  # after the methods' steps: the progress bar moves during the inversion
             stop=ctx.stop,
         )
         inv, inv_config = out["inversion"], {**out["config"], "inconclusive": out["inconclusive"]}
