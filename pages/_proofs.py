@@ -170,6 +170,8 @@ def diagnostic_table(runs: list):
 
 def gallery_header(gallery, names: dict) -> None:
     """PSNR / SSIM per model beside the no-information references, the start used, and the inconclusive mark."""
+    import pandas as pd
+
     from opc_core.attacks.inversion.references import MARGIN_DB, REFERENCES
     from opc_core.report import text as ui_text
 
@@ -184,16 +186,36 @@ def gallery_header(gallery, names: dict) -> None:
     others = [store().get(k) for k in gallery.keys if k != "original" and store().exists(k)]
     if not any(r.kind == "unlearn" and r.params.method == "retrain" for r in others):
         st.caption("No retrain run of this split was found: run retrain on it to have the reference in the gallery.")
-    cols = st.columns(len(gallery.keys) + 1)
-    for col, k in zip(cols, gallery.keys):
+
+    base = float(gallery.models["original"].psnr.mean()) if "original" in gallery.models else None
+    rows = []
+    for k in gallery.keys:  # one row per model, then the no-information references: readable for any count
         rec = gallery.models[k]
+        psnr = float(rec.psnr.mean())
         name = "original" if k == "original" else f"{names.get(k, k)} ({k[-6:]})"
-        col.metric(f"PSNR · {name}", f"{rec.psnr.mean():.1f} dB", help=ui_text.explain("psnr"))
-        col.metric(f"SSIM · {name}", f"{rec.ssim.mean():.3f}", help=ui_text.explain("ssim"))
-    with cols[-1]:
-        st.markdown("**Without the gradient**")
-        for k, label in REFERENCES.items():
-            if k in refs:
-                st.caption(f"{label}: {refs[k]['psnr']:.1f} dB · SSIM {refs[k]['ssim']:.3f}")
+        rows.append(
+            {
+                "model": name,
+                "PSNR (dB)": psnr,
+                "SSIM": float(rec.ssim.mean()),
+                "vs original (dB)": (None if base is None or k == "original" else psnr - base),
+            }
+        )
+    for k, label in REFERENCES.items():
+        if k in refs:
+            rows.append(
+                {"model": f"without the gradient: {label}", "PSNR (dB)": refs[k]["psnr"], "SSIM": refs[k]["ssim"]}
+            )
+    left, right = st.columns([3, 1])
+    left.dataframe(
+        pd.DataFrame(rows).round({"PSNR (dB)": 1, "SSIM": 3, "vs original (dB)": 1}),
+        hide_index=True,
+        width="stretch",
+        column_config={
+            "PSNR (dB)": st.column_config.NumberColumn(help=ui_text.explain("psnr"), format="%.1f"),
+            "SSIM": st.column_config.NumberColumn(help=ui_text.explain("ssim"), format="%.3f"),
+        },
+    )
+    with right:
         start = {"mean": "dataset mean image", "class_mean": "class mean image"}.get(gallery.init, gallery.init)
         st.caption(f"Start: {start or '–'}. Compare a class-mean start with the class-mean reference.")

@@ -184,3 +184,6 @@ def test_expectation_puts_the_measured_range_beside_the_value(monkeypatch):
     assert text.method_key("OPC (paper: logits) [lam=2]") == "opc[lam=2]" and text.method_key("ft (a1b2c3)") == "ft"
     caption = text.reading("recovery", [("ft", "ua", 95.0)])
     assert caption.startswith(f"**{text.READING_MARK}**") and caption.endswith("ft: UA expected 96; this run: 95")
+    # one format for the range and the value: PSNR in dB with one decimal, not "7.72–11"
+    monkeypatch.setattr(text, "_EXPECTED", [{"ranges": {"opc_features": {"psnr": [7.72, 11.22]}}}])
+    assert text.expectation("opc_features", "psnr", 8.04) == "opc_features: PSNR (dB) expected 7.7–11.2; this run: 8.0"

@@ -222,17 +222,23 @@ def expected_range(method: str, key: str) -> tuple[float, float] | None:
     return None if lo_hi is None else (float(lo_hi[0]), float(lo_hi[1]))
 
 
-def _fmt(v: float) -> str:
-    return f"{v:.2f}" if abs(v) < 10 else f"{v:.0f}"
+def _decimals(*values: float) -> int:
+    """Decimals to print a group of values with: 2 below 1 (SSIM, radii), 1 below 20 (PSNR in dB), else 0 (%)."""
+    top = max(abs(v) for v in values)
+    return 2 if top < 1 else 1 if top < 20 else 0
 
 
 def expectation(method: str, key: str, value: float | None) -> str:
-    """E.g. ``opc[layer=features]: UA after FM expected 55–65; this run: 57`` (the range only when measured)."""
+    """E.g. ``opc[layer=features]: UA after FM expected 55–65; this run: 57`` (the range only when measured); the
+    range and the value are printed with the same decimals."""
     rng = expected_range(method, key)
-    this = "—" if value is None else _fmt(value)
+    shown = [*(rng or ()), *(() if value is None else (value,))]
+    d = _decimals(*shown) if shown else 0
+    this = "—" if value is None else f"{value:.{d}f}"
     if rng is None:
         return f"{method}: {label(key)} {this}"
-    measured = _fmt(rng[0]) if _fmt(rng[0]) == _fmt(rng[1]) else f"{_fmt(rng[0])}–{_fmt(rng[1])}"
+    lo, hi = f"{rng[0]:.{d}f}", f"{rng[1]:.{d}f}"
+    measured = lo if lo == hi else f"{lo}–{hi}"
     return f"{method}: {label(key)} expected {measured}; this run: {this}"
 
 

@@ -29,9 +29,9 @@ PRESETS: dict[str, dict] = {
     },
 }
 BLURBS = {
-    "fast": "**Fast** (about 80 s on a quiet 2-core CPU): OPC on the penultimate features (deep), FT (shallow) and "
+    "fast": "**Fast** (about 70 s on a quiet 2-core CPU): OPC on the penultimate features (deep), FT (shallow) and "
     "retrain (the reference), shortened, each followed by the recovery attacks. Gradient inversion is one more click "
-    "on the Inversion page (about half a minute per model).",
+    "on the Inversion page (about a minute per model).",
     "full": "**Full** (several minutes): the shipped demo's comparison — both OPC variants, retrain (the "
     "reference), FT, GA, RL, SalUn and SCRUB with their tuned presets, every attack, a longer inversion.",
 }
