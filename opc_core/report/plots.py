@@ -21,9 +21,10 @@ def _layout(fig: go.Figure, title: str, height: int = 420, **kw) -> go.Figure:
     fig.update_layout(
         title=title,
         height=height,
-        margin=dict(l=50, r=20, t=60, b=50),
+        margin=dict(l=50, r=20, t=60, b=90),
         template="plotly_white",
-        legend=dict(orientation="h", yanchor="bottom", y=1.02, xanchor="right", x=1),
+        # under the plot, not over the title: in a half-width column a legend above the plot covered the title
+        legend=dict(orientation="h", yanchor="top", y=-0.18, xanchor="left", x=0),
         **kw,
     )
     return fig
