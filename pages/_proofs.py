@@ -198,18 +198,24 @@ def gallery_header(gallery, names: dict) -> None:
                 "model": name,
                 "PSNR (dB)": psnr,
                 "SSIM": float(rec.ssim.mean()),
-                "vs original (dB)": (None if base is None or k == "original" else psnr - base),
+                "vs original (dB)": "" if base is None or k == "original" else f"{psnr - base:+.1f}",
             }
         )
     for k, label in REFERENCES.items():
         if k in refs:
             rows.append(
-                {"model": f"without the gradient: {label}", "PSNR (dB)": refs[k]["psnr"], "SSIM": refs[k]["ssim"]}
+                {
+                    "model": f"without the gradient: {label}",
+                    "PSNR (dB)": refs[k]["psnr"],
+                    "SSIM": refs[k]["ssim"],
+                    "vs original (dB)": "",
+                }
             )
     left, right = st.columns([3, 1])
     left.dataframe(
-        pd.DataFrame(rows).round({"PSNR (dB)": 1, "SSIM": 3, "vs original (dB)": 1}),
+        pd.DataFrame(rows).round({"PSNR (dB)": 1, "SSIM": 3}),
         hide_index=True,
+        height=35 * (len(rows) + 1) + 3,  # every row visible: no scrolling to find the references
         width="stretch",
         column_config={
             "PSNR (dB)": st.column_config.NumberColumn(help=ui_text.explain("psnr"), format="%.1f"),
