@@ -244,6 +244,8 @@ def embedding_animation(
         ],
     )
     fig = _layout(fig, f"Features over the run (snapshot at step {step0} first)", height=520)
+    # the play button and the step slider sit under this plot: its (full-width) legend goes above it
+    fig.update_layout(legend=dict(orientation="h", yanchor="bottom", y=1.02, xanchor="right", x=1))
     fig.update_xaxes(range=list(ranges[0]))
     fig.update_yaxes(range=list(ranges[1]))
     return fig
