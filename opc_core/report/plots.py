@@ -21,10 +21,9 @@ def _layout(fig: go.Figure, title: str, height: int = 420, **kw) -> go.Figure:
     fig.update_layout(
         title=title,
         height=height,
-        margin=dict(l=50, r=20, t=60, b=90),
+        margin=dict(l=50, r=20, t=60, b=50),
         template="plotly_white",
-        # under the plot, not over the title: in a half-width column a legend above the plot covered the title
-        legend=dict(orientation="h", yanchor="top", y=-0.18, xanchor="left", x=0),
+        legend=dict(orientation="h", yanchor="bottom", y=1.02, xanchor="right", x=1),
         **kw,
     )
     return fig
@@ -195,6 +194,8 @@ def embedding_scatter(
     """A 2-D map: retain points grey, forget points coloured by their TRUE class (``forget_only``: D_f alone)."""
     fig = go.Figure(_scatter_traces(points, is_forget, labels, class_names, hover, forget_only))
     fig = _layout(fig, title, height=460, xaxis_title="dim 1", yaxis_title="dim 2")
+    # a map sits in a half-width column: a legend above it covered the panel title, so it goes under the plot
+    fig.update_layout(margin=dict(b=90), legend=dict(orientation="h", yanchor="top", y=-0.18, xanchor="left", x=0))
     if ranges is not None:
         fig.update_xaxes(range=list(ranges[0]))
         fig.update_yaxes(range=list(ranges[1]))
@@ -244,8 +245,6 @@ def embedding_animation(
         ],
     )
     fig = _layout(fig, f"Features over the run (snapshot at step {step0} first)", height=520)
-    # the play button and the step slider sit under this plot: its (full-width) legend goes above it
-    fig.update_layout(legend=dict(orientation="h", yanchor="bottom", y=1.02, xanchor="right", x=1))
     fig.update_xaxes(range=list(ranges[0]))
     fig.update_yaxes(range=list(ranges[1]))
     return fig
