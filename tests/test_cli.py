@@ -238,6 +238,8 @@ def test_ctrl_c_and_sigterm_of_a_cli_run_are_recorded(tmp_path, sig, status, cod
             "ft",
             "--set",
             "max_steps=100000",
+            "--set",
+            "epochs=200",  # long enough to be signalled mid-run (the preset's 20 epochs can end within one poll)
             "--no-mia",
         ],
         env=env,

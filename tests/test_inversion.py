@@ -287,13 +287,16 @@ def test_inversion_page_shows_a_stored_gallery(tmp_path, monkeypatch, gallery):
     at = AppTest.from_file(str(root / "pages" / "inversion.py"), default_timeout=60).run()
     assert not at.exception, [e.value for e in at.exception]
     at.multiselect(key="inv_runs").set_value([run.id]).run()  # this run only (the store may hold shipped demo runs)
-    metrics = {m.label: m.value for m in at.metric}
-    assert metrics["PSNR · original"] == f"{gallery.models['original'].psnr.mean():.1f} dB"
-    assert (
-        metrics[f"SSIM · OPC (paper: logits) ({run.id[-6:]})"] == f"{gallery.models['20250101-zz-opc'].ssim.mean():.3f}"
-    )
+    table = at.dataframe[0].value.set_index("model")  # one row per model, then the no-information references
+    opc, original = gallery.models["20250101-zz-opc"], gallery.models["original"]
+    assert table.loc["original", "PSNR (dB)"] == round(float(original.psnr.mean()), 1)
+    assert table.loc[f"OPC (paper: logits) ({run.id[-6:]})", "SSIM"] == round(float(opc.ssim.mean()), 3)
+    drop = float(opc.psnr.mean()) - float(original.psnr.mean())
+    assert table.loc[f"OPC (paper: logits) ({run.id[-6:]})", "vs original (dB)"] == f"{drop:+.1f}"
+    assert table.loc["original", "vs original (dB)"] == ""  # blank, never "None"
+    refs = [m for m in table.index if m.startswith("without the gradient: ")]
+    assert len(refs) == 3 and table.loc[refs, "vs original (dB)"].eq("").all()
     assert any("No retrain run" in c.value for c in at.caption)  # the reference is named when it is missing
-    assert any(c.value.startswith("class mean:") for c in at.caption)  # the no-information references beside
     assert len(at.get("image")) == 3 * (1 + 2)  # per digit: the true image, then one per model
     assert at.select_slider(key=f"inv_iter_{att.id}").options == ["0", "2", "4", "final"]
 
