@@ -238,13 +238,14 @@ def test_ctrl_c_and_sigterm_of_a_cli_run_are_recorded(tmp_path, sig, status, cod
             "ft",
             "--set",
             "max_steps=100000",
-            "--set",
-            "epochs=200",  # long enough to be signalled mid-run (the preset's 20 epochs can end within one poll)
             "--no-mia",
         ],
         env=env,
         stderr=subprocess.PIPE,
         text=True,
+        # a suite started in the background (``cmd &`` without job control) passes SIGINT on as ignored, and Python
+        # then never raises KeyboardInterrupt: give the child the default disposition, as a terminal would
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
