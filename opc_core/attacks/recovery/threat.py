@@ -8,14 +8,12 @@ lazily, once, so several attacks (or a benchmark) share one extraction. Nothing 
 
 from __future__ import annotations
 
-import copy
 import time
 
 import torch
 from torch import nn
 
 from opc_core.data import ImageData, Split
-from opc_core.env.device import model_device
 from opc_core.train.inference import features_and_logits, labels_of
 
 
@@ -62,8 +60,8 @@ class FeatureBank:
 
     Keys are ``(model_role, part, exclude_forget)`` with role "unlearned" | "original" and part "cal" | "forget";
     the values are ``(F (N, D), Z (N, K), idx)`` on the CPU. One bank serves every attack on the same models and split.
-    On the CPU, extraction runs on a channels_last copy of each model in batches of 128: mkldnn's convolutions are
-    faster that way, and the features agree to float32 rounding.
+    Extraction runs in batches of 128 on the models as they are: ``create_model`` already builds them channels-last,
+    the layout mkldnn's CPU convolutions are fastest in.
     """
 
     def __init__(
@@ -72,18 +70,13 @@ class FeatureBank:
         self.models = {"unlearned": unlearned, "original": original}
         self.data, self.split, self.batch_size = data, split, batch_size
         self._store: dict[tuple[str, str, bool], tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
-        self._fast: dict[str, nn.Module] = {}
         self.seconds = 0.0  # total extraction time so far
 
     def _model(self, role: str) -> nn.Module:
         model = self.models[role]
         if model is None:
             raise ValueError(f"this attack needs the {role} model")
-        if model_device(model).type != "cpu":
-            return model
-        if role not in self._fast:
-            self._fast[role] = copy.deepcopy(model).eval().to(memory_format=torch.channels_last)
-        return self._fast[role]
+        return model
 
     def _indices(self, part: str, exclude_forget: bool) -> tuple[torch.Tensor, str, bool]:
         """The indices of ``part``, the image set they index, and the normalised ``exclude_forget`` of the key."""
