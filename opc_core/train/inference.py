@@ -11,6 +11,7 @@ import hashlib
 from collections import OrderedDict
 from collections.abc import Hashable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 
 import torch
 from torch import nn
@@ -61,7 +62,7 @@ class _Table:
 
 _SHARED: OrderedDict[Hashable, dict[str, _Table]] = OrderedDict()  # tables kept across scopes, by key (LRU)
 _SHARED_MAX = 2
-_ACTIVE: list[ForwardMemo] = []
+_ACTIVE: ContextVar[ForwardMemo | None] = ContextVar("forward_memo", default=None)  # per thread, not process-wide
 
 
 class ForwardMemo:
@@ -91,11 +92,11 @@ class ForwardMemo:
 
     @contextmanager
     def active(self) -> Iterator[ForwardMemo]:
-        _ACTIVE.append(self)
+        token = _ACTIVE.set(self)
         try:
             yield self
         finally:
-            _ACTIVE.remove(self)
+            _ACTIVE.reset(token)
 
 
 def features_and_logits(
@@ -104,7 +105,8 @@ def features_and_logits(
     """Penultimate features (N, D) and logits (N, K) of ``data``'s images ``idx`` (all when None), float32 on CPU."""
     n_all = len(_images(data, split)[0])
     idx = torch.arange(n_all) if idx is None else idx.cpu()
-    table = _ACTIVE[-1].table(model, split) if _ACTIVE else None
+    memo = _ACTIVE.get()
+    table = memo.table(model, split) if memo is not None else None
     if table is None:
         return _forward(model, data, idx, split, batch_size)
     return table.rows(lambda sel: _forward(model, data, sel, split, batch_size), idx, n_all)
