@@ -79,7 +79,9 @@ def write_ranges(stores, out: Path) -> None:
         for bench in store.list(kind="bench", status="done", oldest_first=True):
             rows += metric_rows(store, bench.id)
             sources.append(f"{bench.title} (seed {bench.params.seed})")
-    more, splits = result_rows("fashion_mnist_small", "cnn_small")
+    from opc_core.workflows.presets import COMMON
+
+    more, splits = result_rows(COMMON["dataset"], COMMON["model"])  # the demo's own dataset and model
     rows += more
     if splits:
         sources.append("the benchmark results on " + ", ".join(splits) + " (docs/results.md)")
