@@ -45,6 +45,7 @@ class InversionResult:
     iterations: int = 0  # iterations done (fewer than planned when stopped)
     stopped: bool = False
     config: dict[str, Any] = field(default_factory=dict)
+    restart: torch.Tensor = field(default_factory=lambda: torch.zeros(0, dtype=torch.int64))  # (N,) restart kept
 
 
 def invert(
@@ -101,4 +102,5 @@ def invert(
         iterations=out["iterations"],
         stopped=out["stopped"],
         config=dataclasses.asdict(cfg),
+        restart=torch.tensor(out["restart"], dtype=torch.int64),
     )

@@ -38,4 +38,11 @@ class InversionConfig:
         50, "Keep a snapshot of the reconstructions every this many steps (0 = start and end)", 0, 100000
     )
     seed: int = hp(0, "Seed of the starting images (image i uses seed + i)", 0, 2**31 - 1)
+    restarts: int = hp(
+        1,
+        "Starts per image: the first from `init`, each further one from it plus seeded noise; every image keeps the "
+        "reconstruction whose gradient matches best (the attacker's own objective, never the true image)",
+        1,
+        16,
+    )
     batched: bool = hp(True, "Reconstruct all images as one batch of independent problems (else one by one)")
