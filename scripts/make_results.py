@@ -10,6 +10,7 @@ the others:
         --splits 2,5,8@7 1,4,9@13 0,3,6@21 --methods opc,opc_features,retrain,ft,rl --images 8
     python scripts/make_results.py render            # docs/results.md from the stored JSON only
     python scripts/make_results.py collect HOME ...  # keep what unfinished benchmarks of those run stores measured
+    python scripts/make_results.py reinvert --home HOME --splits 2,5,8@7 ...  # only the inversion columns, again
 
 A split is ``CLASSES@SEED``; the seed seeds the split and the unlearning. A final "Sensitivity (sweep)" section of an
 existing docs/results.md is kept as it is.
@@ -64,6 +65,52 @@ def run(args: argparse.Namespace) -> None:
             result = merge(json.loads(out.read_text()), result, params.methods)
         out.write_text(json.dumps(result, indent=1, default=str))
         print(f"{out.name}: {result['wall_s']} s", flush=True)
+
+
+def reinvert(args: argparse.Namespace) -> None:
+    """Measure only the gradient-inversion columns of stored results again, with today's inversion defaults (and
+    ``--set``), on the very runs their rows name in the run store ``--home`` (the store ``run --home`` used): same
+    models, same split, same seeded images. Every other column stays as it was measured."""
+    import torch
+
+    from opc_core.runs.store import RunStore
+    from opc_core.workflows.attack import inversion_for_runs
+
+    torch.set_num_threads(args.threads)
+    store = RunStore(args.home)
+    settings = {
+        k: json.loads(v) if v[:1] in "0123456789-[tf" else v for k, _, v in (s.partition("=") for s in args.set)
+    }
+    for text in args.splits:
+        classes, _, seed = text.partition("@")
+        path = RESULTS / f"{args.dataset}__{args.model}__{classes.replace(',', '-')}@{seed or 0}.json"
+        result = json.loads(path.read_text())
+        rows = [r for r in result["rows"] if r.get("inversion")]  # the methods the benchmark inverted
+        if not rows:
+            print(f"{path.name}: no inverted rows, skipped", flush=True)
+            continue
+        t0 = time.perf_counter()
+        out = inversion_for_runs(
+            [r["run_id"] for r in rows],
+            store,
+            out_run=result.get("run_id"),
+            n_images=result["inversion_images"],
+            settings=settings,
+        )
+        inv = out["inversion"]
+        for r in result["rows"]:
+            r.pop("inversion_original", None)
+            if r["run_id"] in inv:
+                r["inversion"] = inv[r["run_id"]]
+        rows[0]["inversion_original"] = inv["original"]
+        result.update(
+            inversion_original=inv["original"],
+            inversion_references=inv["references"],
+            inversion_config={**out["config"], "inconclusive": out["inconclusive"]},
+            inversion_measured={"wall_s": round(time.perf_counter() - t0, 1), "command": "make_results.py reinvert"},
+        )
+        path.write_text(json.dumps(result, indent=1, default=str))
+        print(f"{path.name}: inversion again in {result['inversion_measured']['wall_s']} s", flush=True)
 
 
 def _row(run) -> dict:
@@ -169,6 +216,13 @@ def main(argv: list[str] | None = None) -> int:
         "collect", help="store what a run store's (possibly unfinished) benchmarks measured, then render"
     )
     c.add_argument("homes", nargs="+", help="run stores of make_results.py run --home")
+    v = sub.add_parser("reinvert", help="measure only the inversion columns of stored results again, then render")
+    v.add_argument("--dataset", default="fashion_mnist_small")
+    v.add_argument("--model", default="cnn_small")
+    v.add_argument("--splits", nargs="+", default=["2,5,8@7", "1,4,9@13", "0,3,6@21"])
+    v.add_argument("--home", required=True, help="the run store that holds the results' runs")
+    v.add_argument("--set", nargs="*", default=[], help="inversion settings KEY=VALUE over the defaults")
+    v.add_argument("--threads", type=int, default=2)
     args = ap.parse_args(argv)
     if args.cmd == "collect":
         for result in from_stores([Path(h) for h in args.homes]):
@@ -179,6 +233,8 @@ def main(argv: list[str] | None = None) -> int:
                 (RESULTS / name).write_text(json.dumps(result, indent=1, default=str))
     if args.cmd == "run":
         run(args)
+    if args.cmd == "reinvert":
+        reinvert(args)
     render()
     return 0
 
