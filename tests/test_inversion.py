@@ -320,10 +320,11 @@ def test_reference_images_and_scores(digits):
 @pytest.mark.parametrize("init", ["mean", "class_mean"])
 def test_mean_starts_begin_at_the_reference_image(digits, mlp, init):
     images, labels = digits.train_x[:2], digits.train_y[:2]
-    res = invert(mlp, digits, images, labels, InversionConfig(iterations=1, init=init, snapshot_every=1))
+    res = invert(mlp, digits, images, labels, InversionConfig(iterations=1, init=init, snapshot_every=1, restarts=1))
     start = res.snapshots[0][1]
     assert torch.allclose(start, reference_images(digits, labels)[init], atol=1e-5)  # within the box already
-    assert InversionConfig().init == "mean" and InversionConfig().iterations == 1000
+    cfg = InversionConfig()
+    assert cfg.init == "mean" and cfg.iterations == 500 and cfg.restarts == 2
 
 
 def test_late_decay_points():
@@ -337,7 +338,7 @@ def test_restarts_keep_the_best_matching_start_batched_and_alone(digits, digits_
     """Restarts: restart 0 is the plain run; each image keeps the restart with the lowest final objective; the
     batched and the sequential paths choose the same restarts and land in the same places."""
     images, labels = digits.train_x[:3], digits.train_y[:3]
-    cfg = InversionConfig(method="ig", iterations=20, snapshot_every=10, init="randn", seed=5)
+    cfg = InversionConfig(method="ig", iterations=20, snapshot_every=10, init="randn", seed=5, restarts=1)
     one = invert(digits_model, digits, images, labels, cfg)
     many = invert(digits_model, digits, images, labels, dataclasses.replace(cfg, restarts=3))
     alone = invert(digits_model, digits, images, labels, dataclasses.replace(cfg, restarts=3, batched=False))
