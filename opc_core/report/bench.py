@@ -270,7 +270,7 @@ def done_check(result: dict, deep: str = "opc_features") -> str:
         f"Split {split}: {method_label(deep)} UA after FM {fm[deep]:.1f} vs the best other {best[0]:.1f} "
         f"({method_label(best[1])}), margin {fm[deep] - best[0]:+.1f}; ΔTA {dta:+.1f}; "
         + (
-            f"inversion PSNR original {p_o:.1f} dB, {method_label(deep)} {p_d:.1f} dB ({p_d - p_o:+.1f})"
+            f"inversion PSNR original {p_o:.2f} dB, {method_label(deep)} {p_d:.2f} dB ({p_d - p_o:+.2f})"
             if math.isfinite(p_o)
             else "inversion not measured on this split"
         )
