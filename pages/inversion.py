@@ -37,13 +37,14 @@ st.markdown(
     "mean held-out image, until its gradient matches. Every gallery holds the **original** model and a **retrained** "
     "one, and every score sits beside what an attacker gets **without** the gradient (flat grey, the dataset's mean "
     "image, the class's mean image). A gallery whose original-model reconstructions do not beat those references is "
-    "marked **inconclusive**: then a low score of an unlearned model says nothing. Measured (docs/results.md): on "
-    "digits the original model and FT are inverted almost exactly while OPC-features, OPC on the logits and retrain "
-    "stay at the reference level. On fashion_mnist_small (three class triples, 8 images each) the original model "
-    "scored 11.5-13.8 dB, within 1 dB of the class-mean reference (inconclusive), and every model leaked about as "
-    "much except **OPC-features**, whose reconstructions (8.2 dB) fall below even flat grey (9.2 dB). A model that "
-    "never saw an image can still leak it: this attack measures how invertible a gradient is, not what a model "
-    "remembers, so always compare with retrain."
+    "marked **inconclusive**: then a low score of an unlearned model says nothing. Measured (docs/results.md, "
+    "defaults: 2 restarts × 500 iterations from the mean image): on digits the original model and FT are inverted "
+    "almost exactly while OPC-features, OPC on the logits and retrain stay at the reference level. On "
+    "fashion_mnist_small (three class triples, 8 images each) the original model's leak depends on the classes: "
+    "16.4 dB on {1,4,9} (conclusive), 11.5-12.2 dB on {0,3,6} and {2,5,8}, within 1 dB of the class-mean reference "
+    "(inconclusive). Every model leaked about as much as the original except **OPC-features**, whose "
+    "reconstructions (8.3 dB) fall below even flat grey (9.2 dB). A model that never saw an image can still leak it: "
+    "this attack measures how invertible a gradient is, not what a model remembers, so always compare with retrain."
 )
 st.caption("  \n".join(ui_text.inversion_caption(m) for m in OBJECTIVES))
 runs = run_picker("Unlearn runs", "inv_runs", multi=True, default_id=st.session_state.get("unlearn_run"))
@@ -55,9 +56,9 @@ n_images = st.slider(
     16,
     8,
     key="inv_n",
-    help="About 70-76 s per model for 8 images at the default 1,000 iterations on the 2-core CPU (cnn_small, measured "
-    "by scripts/make_results.py at a load of 1-3); the images are a seeded sample of D_f (the `seed` setting), never "
-    "picked by score",
+    help="About 67-75 s per model for 8 images at the default 2 restarts × 500 iterations on the 2-core CPU "
+    "(cnn_small, measured by scripts/make_results.py reinvert at a load of 2.7-3.0); the images are a seeded sample "
+    "of D_f (the `seed` setting), never picked by score",
 )
 with st.expander("Attack settings"):
     settings = config_widgets(describe_fields(InversionConfig), {}, "inv_set")
