@@ -294,7 +294,8 @@ def results_markdown(results: list[dict]) -> str:
         "fed only the part of the unlearned features in the head's null space or row space; a linear probe inside "
         "D_f (two-fold cross-validated accuracy telling the forget classes apart); separation kept = the Fisher "
         "ratio among the forget classes after ÷ before (scale-free; 0 = one point). PSNR/SSIM: gradient inversion "
-        "against each model.",
+        "against each model (measured again on the same runs and images after a change of its defaults by "
+        "`python scripts/make_results.py reinvert`; the JSON's `inversion_measured` says so).",
         "",
         PAPER,
     ]
