@@ -70,7 +70,9 @@ def run(args: argparse.Namespace) -> None:
 def reinvert(args: argparse.Namespace) -> None:
     """Measure only the gradient-inversion columns of stored results again, with today's inversion defaults (and
     ``--set``), on the very runs their rows name in the run store ``--home`` (the store ``run --home`` used): same
-    models, same split, same seeded images. Every other column stays as it was measured."""
+    models, same split, same seeded images (``--images`` of them, else the result's own count). The rows inverted are
+    those inverted before and those of ``--methods`` (a result run with ``--images 0`` gains inversion columns).
+    Every other column stays as it was measured."""
     import torch
 
     from opc_core.runs.store import RunStore
@@ -85,7 +87,8 @@ def reinvert(args: argparse.Namespace) -> None:
         classes, _, seed = text.partition("@")
         path = RESULTS / f"{args.dataset}__{args.model}__{classes.replace(',', '-')}@{seed or 0}.json"
         result = json.loads(path.read_text())
-        rows = [r for r in result["rows"] if r.get("inversion")]  # the methods the benchmark inverted
+        methods = set(args.methods.split(","))
+        rows = [r for r in result["rows"] if r.get("inversion") or r["method"] in methods]
         if not rows:
             print(f"{path.name}: no inverted rows, skipped", flush=True)
             continue
@@ -94,7 +97,7 @@ def reinvert(args: argparse.Namespace) -> None:
             [r["run_id"] for r in rows],
             store,
             out_run=result.get("run_id"),
-            n_images=result["inversion_images"],
+            n_images=args.images or result.get("inversion_images") or 8,
             settings=settings,
         )
         inv = out["inversion"]
@@ -104,6 +107,7 @@ def reinvert(args: argparse.Namespace) -> None:
                 r["inversion"] = inv[r["run_id"]]
         rows[0]["inversion_original"] = inv["original"]
         result.update(
+            inversion_images=args.images or result.get("inversion_images") or 8,
             inversion_original=inv["original"],
             inversion_references=inv["references"],
             inversion_config={**out["config"], "inconclusive": out["inconclusive"]},
@@ -223,6 +227,8 @@ def main(argv: list[str] | None = None) -> int:
     v.add_argument("--home", required=True, help="the run store that holds the results' runs")
     v.add_argument("--set", nargs="*", default=[], help="inversion settings KEY=VALUE over the defaults")
     v.add_argument("--threads", type=int, default=2)
+    v.add_argument("--methods", default="opc,opc_features,retrain,ft,rl", help="rows to invert besides those already")
+    v.add_argument("--images", type=int, help="forget images per model (default: the result's own, else 8)")
     args = ap.parse_args(argv)
     if args.cmd == "collect":
         for result in from_stores([Path(h) for h in args.homes]):

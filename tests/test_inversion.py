@@ -324,7 +324,7 @@ def test_mean_starts_begin_at_the_reference_image(digits, mlp, init):
     start = res.snapshots[0][1]
     assert torch.allclose(start, reference_images(digits, labels)[init], atol=1e-5)  # within the box already
     cfg = InversionConfig()
-    assert cfg.init == "mean" and cfg.iterations == 500 and cfg.restarts == 2
+    assert cfg.init == "mean" and cfg.iterations == 1000 and cfg.restarts == 2
 
 
 def test_late_decay_points():
