@@ -38,12 +38,12 @@ st.markdown(
     "one, and every score sits beside what an attacker gets **without** the gradient (flat grey, the dataset's mean "
     "image, the class's mean image). A gallery whose original-model reconstructions do not beat those references is "
     "marked **inconclusive**: then a low score of an unlearned model says nothing. Measured (docs/results.md, "
-    "defaults: 2 restarts × 500 iterations from the mean image): on digits the original model and FT are inverted "
-    "almost exactly while OPC-features, OPC on the logits and retrain stay at the reference level. On "
-    "fashion_mnist_small (three class triples, 8 images each) the original model's leak depends on the classes: "
-    "16.4 dB on {1,4,9} (conclusive), 11.5-12.2 dB on {0,3,6} and {2,5,8}, within 1 dB of the class-mean reference "
-    "(inconclusive). Every model leaked about as much as the original except **OPC-features**, whose "
-    "reconstructions (8.3 dB) fall below even flat grey (9.2 dB). A model that never saw an image can still leak it: "
+    "defaults: 2 restarts × 1,000 iterations from the mean image): on fashion_mnist_small (three class triples, 8 "
+    "images each) the original model's leak depends on the classes: 17.9 dB on {1,4,9} (conclusive), 11-13 dB on "
+    "{0,3,6} and {2,5,8}, within 1 dB of the class-mean reference (inconclusive). There every model leaked about as "
+    "much as the original except **OPC-features**, whose reconstructions (about 8 dB) fall below even flat grey "
+    "(about 9 dB). On the demo's split {0,1,2} (4 images) the original reaches 20.8 dB and OPC-features 12.3, but FT, "
+    "GA, RL and SalUn drop as far (10.4-12.7 dB). A model that never saw an image can still leak it: "
     "this attack measures how invertible a gradient is, not what a model remembers, so always compare with retrain."
 )
 st.caption("  \n".join(ui_text.inversion_caption(m) for m in OBJECTIVES))
@@ -56,9 +56,9 @@ n_images = st.slider(
     16,
     8,
     key="inv_n",
-    help="About 67-75 s per model for 8 images at the default 2 restarts × 500 iterations on the 2-core CPU "
-    "(cnn_small, measured by scripts/make_results.py reinvert at a load of 2.7-3.0); the images are a seeded sample "
-    "of D_f (the `seed` setting), never picked by score",
+    help="About 150-165 s per model for 8 images at the default 2 restarts × 1,000 iterations on the 2-core CPU "
+    "(cnn_small, measured by scripts/make_results.py reinvert at a load of 2.5-4.5); 1 restart halves it. The images "
+    "are a seeded sample of D_f (the `seed` setting), never picked by score",
 )
 with st.expander("Attack settings"):
     settings = config_widgets(describe_fields(InversionConfig), {}, "inv_set")
