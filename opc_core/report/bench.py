@@ -170,8 +170,9 @@ def results_section(results: list[dict]) -> str:
         lines += [
             "",
             f"Gradient inversion of the same {first.get('inversion_images', '')} forget images per split on every "
-            f"model ({cfg.get('method')}, start `{cfg.get('init')}`, {cfg.get('restarts', 1)} × {cfg.get('iterations')} "
-            f"iterations (restarts × iterations; each image keeps the restart with the lower objective), TV "
+            f"model ({cfg.get('method')}, start `{cfg.get('init')}`, "
+            f"{cfg.get('restarts', 1)} × {cfg.get('iterations')} iterations (restarts × iterations; each image keeps "
+            "the restart with the lower objective), TV "
             f"{cfg.get('tv_weight')}, lr {cfg.get('lr')}, decay `{cfg.get('decay')}`). No-information references on "
             f"the same images, PSNR / SSIM: {'; '.join(parts)}. Inconclusive splits (the original model not 1 dB "
             f"above every reference): {sum(bool(f) for f in flags)} of {len(flags)}.",
