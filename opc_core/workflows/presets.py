@@ -31,7 +31,7 @@ PRESETS: dict[str, dict] = {
 BLURBS = {
     "fast": "**Fast** (about 70 s on a quiet 2-core CPU): OPC on the penultimate features (deep), FT (shallow) and "
     "retrain (the reference), shortened, each followed by the recovery attacks. Gradient inversion is one more click "
-    "on the Inversion page (about a minute per model).",
+    "on the Inversion page (2-3 minutes per model for 8 images under load; fewer images or 1 restart are faster).",
     "full": "**Full** (several minutes): the shipped demo's comparison — both OPC variants, retrain (the "
     "reference), FT, GA, RL, SalUn and SCRUB with their tuned presets, every attack, a longer inversion.",
 }
