@@ -56,9 +56,9 @@ n_images = st.slider(
     16,
     8,
     key="inv_n",
-    help="About 150-165 s per model for 8 images at the default 2 restarts × 1,000 iterations on the 2-core CPU "
-    "(cnn_small, measured by scripts/make_results.py reinvert at a load of 2.5-4.5); 1 restart halves it. The images "
-    "are a seeded sample of D_f (the `seed` setting), never picked by score",
+    help="About 114 s per model for 8 images at the default 2 restarts × 1,000 iterations on the 2-core CPU at a load "
+    "of 1.5 (cnn_small, scripts/tune_inversion.py), 80 s with 1 restart, up to 164 s under load. The images are a "
+    "seeded sample of D_f (the `seed` setting), never picked by score",
 )
 with st.expander("Attack settings"):
     settings = config_widgets(describe_fields(InversionConfig), {}, "inv_set")
