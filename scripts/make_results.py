@@ -75,14 +75,13 @@ def reinvert(args: argparse.Namespace) -> None:
     Every other column stays as it was measured."""
     import torch
 
+    from opc_core.config import parse_kv
     from opc_core.runs.store import RunStore
     from opc_core.workflows.attack import inversion_for_runs
 
     torch.set_num_threads(args.threads)
     store = RunStore(args.home)
-    settings = {
-        k: json.loads(v) if v[:1] in "0123456789-[tf" else v for k, _, v in (s.partition("=") for s in args.set)
-    }
+    settings = parse_kv(args.set)  # strings: build_config coerces each to its field's type
     for text in args.splits:
         classes, _, seed = text.partition("@")
         path = RESULTS / f"{args.dataset}__{args.model}__{classes.replace(',', '-')}@{seed or 0}.json"
@@ -92,12 +91,13 @@ def reinvert(args: argparse.Namespace) -> None:
         if not rows:
             print(f"{path.name}: no inverted rows, skipped", flush=True)
             continue
+        n_images = args.images or result.get("inversion_images") or 8
         t0 = time.perf_counter()
         out = inversion_for_runs(
             [r["run_id"] for r in rows],
             store,
             out_run=result.get("run_id"),
-            n_images=args.images or result.get("inversion_images") or 8,
+            n_images=n_images,
             settings=settings,
         )
         inv = out["inversion"]
@@ -107,7 +107,7 @@ def reinvert(args: argparse.Namespace) -> None:
                 r["inversion"] = inv[r["run_id"]]
         rows[0]["inversion_original"] = inv["original"]
         result.update(
-            inversion_images=args.images or result.get("inversion_images") or 8,
+            inversion_images=n_images,
             inversion_original=inv["original"],
             inversion_references=inv["references"],
             inversion_config={**out["config"], "inconclusive": out["inconclusive"]},

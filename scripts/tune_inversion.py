@@ -24,15 +24,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
-def parse_setting(text: str) -> dict:
-    """``"restarts=2 lr=0.03"`` -> ``{"restarts": 2, "lr": 0.03}`` (numbers and booleans as JSON, the rest as text)."""
-    out = {}
-    for pair in text.split():
-        key, _, value = pair.partition("=")
-        out[key] = json.loads(value) if value[:1] in "0123456789-[" or value in ("true", "false") else value
-    return out
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--dataset", default="fashion_mnist_small")
@@ -48,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from opc_core.attacks.inversion import InversionConfig, invert
     from opc_core.attacks.inversion.references import reference_scores
-    from opc_core.config import build_config
+    from opc_core.config import build_config, parse_kv
     from opc_core.data import make_split
     from opc_core.train.zoo import load_for
     from opc_core.workflows.attack import forget_sample
@@ -57,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     data, model, _ = load_for(args.dataset, args.model, device="cpu")
     rows = []
     for text in args.set if args.set is not None else [""]:
-        settings = parse_setting(text)
+        settings = parse_kv(text.split())  # strings: build_config coerces each to its field's type
         cfg = build_config(InversionConfig, overrides=settings, owner="gradient inversion")
         for split_text in args.splits:
             classes, _, seed = split_text.partition("@")
