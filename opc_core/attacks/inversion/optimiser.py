@@ -101,12 +101,15 @@ def start_images(
     elif cfg.init == "zeros":
         x = torch.zeros((n, *problems.shape))
     else:
-        gens = [torch.Generator().manual_seed(cfg.seed + first + i) for i in range(n)]
-        x = torch.stack([torch.randn(problems.shape, generator=g) for g in gens])
+        x = _noise(problems.shape, cfg.seed + first, n)
     if restart:
-        gens = [torch.Generator().manual_seed(cfg.seed + first + i + 100_003 * restart) for i in range(n)]
-        x = x + RESTART_NOISE * torch.stack([torch.randn(problems.shape, generator=g) for g in gens])
+        x = x + RESTART_NOISE * _noise(problems.shape, cfg.seed + first + 100_003 * restart, n)
     return torch.maximum(torch.minimum(x.to(lo.device), hi), lo)
+
+
+def _noise(shape: tuple[int, ...], seed: int, n: int) -> torch.Tensor:
+    """Gaussian noise (n, *shape), row i from its own generator seeded ``seed + i``."""
+    return torch.stack([torch.randn(shape, generator=torch.Generator().manual_seed(seed + i)) for i in range(n)])
 
 
 def decay_points(cfg: InversionConfig) -> list[int]:
