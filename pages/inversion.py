@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import streamlit as st
 
-from opc_core.attacks.inversion import OBJECTIVES, Gallery, InversionConfig
-from opc_core.config import describe_fields
+from opc_core.attacks.inversion import OBJECTIVES, Gallery, InversionConfig, estimate_seconds
+from opc_core.config import build_config, describe_fields
 from opc_core.report import text as ui_text
 from opc_core.report.tables import run_params
 from pages._jobs import job_panel, show_failure
@@ -62,6 +64,36 @@ n_images = st.slider(
 )
 with st.expander("Attack settings"):
     settings = config_widgets(describe_fields(InversionConfig), {}, "inv_set")
+
+
+def cost_caption(runs, n_images: int, settings: dict) -> str | None:
+    """What the launch will cost: models attacked and the measured time per model (cnn_small on the 2-core CPU)."""
+    cfg = build_config(InversionConfig, overrides=dict(settings), owner="gradient inversion")
+    archs = {run_params(r).get("model") for r in runs}
+    each = estimate_seconds(cfg, n_images, archs.pop()) if len(archs) == 1 else None
+    groups: dict[tuple, list] = {}
+    for r in runs:
+        groups.setdefault(group_key(r), []).append(r)
+    models = sum(len(g) + 1 + (not any(run_params(r).get("method") == "retrain" for r in g)) for g in groups.values())
+    if each is None:
+        return f"This launch attacks up to {models} models (the original and a retrained one beside the selected runs)."
+    return (
+        f"This launch attacks up to {models} models (the original and a retrained one beside the selected runs): about "
+        f"{each:.0f} s each, {models * each / 60:.1f} min in all, at {cfg.restarts} start(s) × {cfg.iterations:,} "
+        "iterations on the 2-core CPU when it is otherwise idle (cnn_small, measured; slower under load)."
+        + (
+            f" One start: about {one:.0f} s each, reconstructing less well (docs/science.md §7)."
+            if cfg.restarts > 1 and (one := estimate_seconds(replace(cfg, restarts=1), n_images, "cnn_small"))
+            else ""
+        )
+    )
+
+
+try:
+    if (cost := cost_caption(runs, n_images, settings)) is not None:
+        st.caption(cost)
+except ValueError:  # an invalid setting: the launch reports it
+    pass
 jobs = st.session_state.setdefault("inv_jobs", [])
 active = [j for j in jobs if store().exists(j) and store().get(j).active]
 if st.button("Launch the inversion", type="primary", disabled=bool(active), key="inv_go"):

@@ -355,3 +355,21 @@ def test_restarts_keep_the_best_matching_start_batched_and_alone(digits, digits_
     for i, r in enumerate(many.restart.tolist()):
         same = torch.allclose(many.snapshots[0][1][i], one.snapshots[0][1][i], atol=1e-6)
         assert same == (r == 0)
+
+
+def test_cost_estimate_follows_the_measured_per_iteration_cost():
+    """The page's estimate: a + b·(images × restarts) ms per iteration on cnn_small; unmeasured cases give None."""
+    from opc_core.attacks.inversion import estimate_seconds
+    from opc_core.attacks.inversion.config import MEASURED_MS_PER_ITERATION
+
+    a, b = MEASURED_MS_PER_ITERATION["cnn_small"]
+    cfg = InversionConfig()
+    assert estimate_seconds(cfg, 8, "cnn_small") == pytest.approx(cfg.iterations * (a + b * 8 * cfg.restarts) / 1000)
+    one = estimate_seconds(dataclasses.replace(cfg, restarts=1), 8, "cnn_small")
+    assert one < estimate_seconds(cfg, 8, "cnn_small") < 2 * one  # restarts share one batch
+    assert estimate_seconds(dataclasses.replace(cfg, iterations=500), 8, "cnn_small") == pytest.approx(
+        estimate_seconds(cfg, 8, "cnn_small") / 2
+    )
+    assert estimate_seconds(cfg, 8, "resnet18") is None
+    assert estimate_seconds(dataclasses.replace(cfg, batched=False), 8, "cnn_small") is None
+    assert estimate_seconds(cfg, 0, "cnn_small") is None

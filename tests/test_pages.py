@@ -372,6 +372,8 @@ def test_demo_shows_on_every_page_without_a_job(demo_home):
     for path in ("pages/recovery.py", "pages/inversion.py", "pages/feature_space.py"):
         other = page(path)
         assert_clean(other)
+        if path == "pages/inversion.py":  # the cost of a launch, before it is launched
+            assert any("This launch attacks up to" in c.value and " s each" in c.value for c in other.caption)
     cmp_ = page("pages/compare.py")
     assert_clean(cmp_)
     assert cmp_.multiselect(key="cmp_forget").value == ["classes 0,1,2"]

@@ -6,7 +6,7 @@ also scores with PSNR/SSIM from :mod:`opc_core.metrics.image`), and :mod:`.galle
 """
 
 from opc_core.attacks.inversion.attack import InversionResult, invert
-from opc_core.attacks.inversion.config import InversionConfig
+from opc_core.attacks.inversion.config import InversionConfig, estimate_seconds
 from opc_core.attacks.inversion.gallery import Gallery, Reconstruction
 from opc_core.attacks.inversion.objectives import (
     OBJECTIVES,
@@ -30,6 +30,7 @@ __all__ = [
     "Reconstruction",
     "TotalVariation",
     "cosine_mismatch",
+    "estimate_seconds",
     "invert",
     "l2_mismatch",
     "make_prior",

@@ -50,3 +50,19 @@ class InversionConfig:
         16,
     )
     batched: bool = hp(True, "Reconstruct all images as one batch of independent problems (else one by one)")
+
+
+MEASURED_MS_PER_ITERATION: dict[str, tuple[float, float]] = {"cnn_small": (14.0, 4.0)}
+"""Architecture -> (a, b): one batched iteration of ``p`` independent problems costs about a + b·p milliseconds on the
+2-core CPU at 2 threads on a quiet machine (cnn_small, 28×28: 46 ms for 8 problems, 78 ms for 16, at a load under
+1; ``scripts/bench_attacks.py`` measures the whole inversion). Other architectures are not measured here (a
+ResNet-18 double backward costs about 25 times cnn_small's)."""
+
+
+def estimate_seconds(cfg: InversionConfig, n_images: int, arch: str) -> float | None:
+    """The wall time of one model's inversion of ``n_images`` images with ``cfg`` on the 2-core CPU, from
+    :data:`MEASURED_MS_PER_ITERATION`; None for an architecture or a sequential run that was not measured."""
+    if arch not in MEASURED_MS_PER_ITERATION or not cfg.batched or n_images < 1:
+        return None
+    a, b = MEASURED_MS_PER_ITERATION[arch]
+    return cfg.iterations * (a + b * n_images * cfg.restarts) / 1000.0
