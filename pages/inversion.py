@@ -58,8 +58,9 @@ n_images = st.slider(
     16,
     8,
     key="inv_n",
-    help="About 114 s per model for 8 images at the default 2 restarts × 1,000 iterations on the 2-core CPU at a load "
-    "of 1.5 (cnn_small, scripts/tune_inversion.py), 80 s with 1 restart, up to 164 s under load. The images are a "
+    help="About 100 s per model for 8 images at the default 2 restarts × 1,000 iterations on the idle 2-core CPU "
+    "(cnn_small, scripts/bench_attacks.py), 60 s with 1 restart, up to 164 s under load; the estimate below follows "
+    "the settings. The images are a "
     "seeded sample of D_f (the `seed` setting), never picked by score",
 )
 with st.expander("Attack settings"):

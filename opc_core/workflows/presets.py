@@ -16,9 +16,9 @@ PRESETS: dict[str, dict] = {
         **COMMON,
         # the lesson in three runs: OPC-features (deep here), FT (shallow) and the retrain reference, shortened
         # to fit 90 s on a quiet 2-core CPU (scripts/bench_preset.py; the full preset and the shipped demo show the
-        # paper's OPC). No gradient inversion: a reconstruction worth looking at takes ~33 s per model for 4 images
-        # (500 iterations) here, and 200 iterations give noise (docs/science.md §9); the Inversion page runs it on
-        # this comparison in one click and shows the shipped demo's gallery meanwhile.
+        # paper's OPC). No gradient inversion: a reconstruction worth looking at takes ~100 s per model for 8 images
+        # here (2 restarts × 1,000 iterations), and 200 iterations give noise (docs/science.md §7, §9); the Inversion
+        # page runs it on this comparison in one click and shows the shipped demo's gallery meanwhile.
         "methods": ["opc_features:epochs=1", "ft", "retrain:epochs=2"],
         "mia": False,  # two SVC fits per model; for whole classes every method scores ~100 (docs/results.md)
         "inversion_images": 0,
@@ -31,7 +31,8 @@ PRESETS: dict[str, dict] = {
 BLURBS = {
     "fast": "**Fast** (about 70 s on a quiet 2-core CPU): OPC on the penultimate features (deep), FT (shallow) and "
     "retrain (the reference), shortened, each followed by the recovery attacks. Gradient inversion is one more click "
-    "on the Inversion page (2-3 minutes per model for 8 images under load; fewer images or 1 restart are faster).",
+    "on the Inversion page (about 100 s per model for 8 images on an idle CPU, more under load; the page says how "
+    "long before it starts).",
     "full": "**Full** (several minutes): the shipped demo's comparison — both OPC variants, retrain (the "
     "reference), FT, GA, RL, SalUn and SCRUB with their tuned presets, every attack, a longer inversion.",
 }

@@ -52,11 +52,11 @@ class InversionConfig:
     batched: bool = hp(True, "Reconstruct all images as one batch of independent problems (else one by one)")
 
 
-MEASURED_MS_PER_ITERATION: dict[str, tuple[float, float]] = {"cnn_small": (14.0, 4.0)}
+MEASURED_MS_PER_ITERATION: dict[str, tuple[float, float]] = {"cnn_small": (23.0, 4.9)}
 """Architecture -> (a, b): one batched iteration of ``p`` independent problems costs about a + b·p milliseconds on the
-2-core CPU at 2 threads on a quiet machine (cnn_small, 28×28: 46 ms for 8 problems, 78 ms for 16, at a load under
-1; ``scripts/bench_attacks.py`` measures the whole inversion). Other architectures are not measured here (a
-ResNet-18 double backward costs about 25 times cnn_small's)."""
+2-core CPU at 2 threads with nothing else running, the whole inversion included (cnn_small, 28×28, 8 images:
+``python scripts/bench_attacks.py --threads 2`` measured 62.5 s with 1 restart and 101.7 s with 2). Other
+architectures are not measured here (a ResNet-18 double backward costs about 25 times cnn_small's)."""
 
 
 def estimate_seconds(cfg: InversionConfig, n_images: int, arch: str) -> float | None:
