@@ -187,3 +187,13 @@ def test_expectation_puts_the_measured_range_beside_the_value(monkeypatch):
     # one format for the range and the value: PSNR in dB with one decimal, not "7.72–11"
     monkeypatch.setattr(text, "_EXPECTED", [{"ranges": {"opc_features": {"psnr": [7.72, 11.22]}}}])
     assert text.expectation("opc_features", "psnr", 8.04) == "opc_features: PSNR (dB) expected 7.7–11.2; this run: 8.0"
+
+
+def test_mean_cells_say_when_only_some_splits_measured_a_value():
+    """A mean over fewer splits than the section has must not read as a mean over all of them."""
+    from opc_core.report.bench import _pm
+
+    assert _pm([1.0, 3.0]) == "2.0 ± 1.0"
+    assert _pm([15.8, None, None, None]) == "15.8 (1 of 4)"
+    assert _pm([1.0, 3.0, float("nan")]) == "2.0 ± 1.0 (2 of 3)"
+    assert _pm([None, None]) == "–"

@@ -82,10 +82,12 @@ def stat(values: list) -> tuple[float, float, int]:
 
 
 def _pm(values: list, digits: int = 1) -> str:
+    """Mean ± std of the measured values; "(n of N)" when only n of the N splits measured it."""
     mean, std, n = stat(values)
     if n == 0:
         return "–"
-    return f"{mean:.{digits}f} ± {std:.{digits}f}" if n > 1 else f"{mean:.{digits}f}"
+    text = f"{mean:.{digits}f} ± {std:.{digits}f}" if n > 1 else f"{mean:.{digits}f}"
+    return text if n == len(values) else f"{text} ({n} of {len(values)})"
 
 
 def method_rows(results: list[dict], method: str) -> list[dict]:
@@ -238,10 +240,10 @@ def findings(results: list[dict]) -> list[str]:
             + (f"only {', '.join(kept)} stay at 90 or above." if kept else "none stays at 90 or above.")
         )
     out += [done_check(r, deep) for r in results for deep in methods if deep == "opc_features"]
-    psnr = {m: stat(column(method_rows(results, m), "inv:psnr"))[0] for m in ["original", *methods]}
-    if psnr.get("original") == psnr.get("original"):
-        parts = [f"{method_label(m)} {v:.1f}" for m, v in psnr.items() if v == v]
-        out.append(f"**Gradient inversion**, mean PSNR (dB): {', '.join(parts)}.")
+    psnr = {m: column(method_rows(results, m), "inv:psnr") for m in ["original", *methods]}
+    if stat(psnr["original"])[2]:
+        parts = [f"{method_label(m)} {_pm(v)}" for m, v in psnr.items() if stat(v)[2]]
+        out.append(f"**Gradient inversion**, PSNR (dB) over the splits: {', '.join(parts)}.")
     return out
 
 
