@@ -62,48 +62,50 @@ n_images = st.slider(
     key="inv_n",
     help="About 100 s per model for 8 images at the default 2 restarts × 1,000 iterations on the idle 2-core CPU "
     "(cnn_small, scripts/bench_attacks.py), 60 s with 1 restart, up to 164 s under load; the estimate below follows "
-    "the settings. The images are a "
-    "seeded sample of D_f (the `seed` setting), never picked by score",
+    "the settings. The images are a seeded sample of D_f (the `seed` setting), never picked by score",
 )
 with st.expander("Attack settings"):
     settings = config_widgets(describe_fields(InversionConfig), {}, "inv_set")
 
 
-def cost_caption(runs, n_images: int, settings: dict) -> str | None:
-    """What the launch will cost: models attacked and the measured time per model (cnn_small on the 2-core CPU)."""
-    cfg = build_config(InversionConfig, overrides=dict(settings), owner="gradient inversion")
-    archs = {run_params(r).get("model") for r in runs}
-    each = estimate_seconds(cfg, n_images, archs.pop()) if len(archs) == 1 else None
+def run_groups(runs) -> list[list]:
+    """The selected runs, one list per job: runs that share data, original model and split (``group_key``)."""
     groups: dict[tuple, list] = {}
     for r in runs:
         groups.setdefault(group_key(r), []).append(r)
-    models = sum(len(g) + 1 + (not any(run_params(r).get("method") == "retrain" for r in g)) for g in groups.values())
+    return list(groups.values())
+
+
+def cost_caption(runs, n_images: int, settings: dict) -> str:
+    """What the launch will cost: models attacked and, for a measured architecture, the time per model."""
+    cfg = build_config(InversionConfig, overrides=dict(settings), owner="gradient inversion")
+    archs = {run_params(r).get("model") for r in runs}
+    arch = archs.pop() if len(archs) == 1 else None
+    each = estimate_seconds(cfg, n_images, arch) if arch else None
+    models = sum(len(g) + 1 + (not any(run_params(r).get("method") == "retrain" for r in g)) for g in run_groups(runs))
     if each is None:
         return f"This launch attacks up to {models} models (the original and a retrained one beside the selected runs)."
     return (
         f"This launch attacks up to {models} models (the original and a retrained one beside the selected runs): about "
         f"{each:.0f} s each, {models * each / 60:.1f} min in all, at {cfg.restarts} start(s) × {cfg.iterations:,} "
-        "iterations on the 2-core CPU when it is otherwise idle (cnn_small, measured; slower under load)."
+        f"iterations on the 2-core CPU when it is otherwise idle ({arch}, measured; slower under load)."
         + (
             f" One start: about {one:.0f} s each, reconstructing less well (docs/science.md §7)."
-            if cfg.restarts > 1 and (one := estimate_seconds(replace(cfg, restarts=1), n_images, "cnn_small"))
+            if cfg.restarts > 1 and (one := estimate_seconds(replace(cfg, restarts=1), n_images, arch))
             else ""
         )
     )
 
 
 try:
-    if (cost := cost_caption(runs, n_images, settings)) is not None:
-        st.caption(cost)
+    st.caption(cost_caption(runs, n_images, settings))
 except ValueError:  # an invalid setting: the launch reports it
     pass
 jobs = st.session_state.setdefault("inv_jobs", [])
 active = [j for j in jobs if store().exists(j) and store().get(j).active]
 if st.button("Launch the inversion", type="primary", disabled=bool(active), key="inv_go"):
-    groups: dict[tuple, list] = {}
-    for r in runs:
-        groups.setdefault(group_key(r), []).append(r.id)
-    for ids in groups.values():
+    groups = [[r.id for r in g] for g in run_groups(runs)]
+    for ids in groups:
         params = {"run_ids": ids, "attack": "inversion", "n_images": n_images, "settings": settings}
         jobs.append(manager().submit("attack", params, title=f"gradient inversion on {len(ids)} run(s)", parent=ids[0]))
     active = jobs[-len(groups) :]

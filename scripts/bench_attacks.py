@@ -107,8 +107,8 @@ BUDGET_S = 40.0
 
 
 def interactive_budget(model, data, images, labels):
-    rows = []
-    for restarts in (InversionConfig().restarts, 1):
+    rows, default = [], InversionConfig().restarts
+    for restarts in (default, 1):
         cfg = InversionConfig(restarts=restarts)
         c0 = time.process_time()
         res = invert(model, data, images, labels, cfg)
@@ -118,7 +118,7 @@ def interactive_budget(model, data, images, labels):
                 "images": len(images),
                 "iterations": cfg.iterations,
                 "restarts": restarts,
-                "default": restarts == InversionConfig().restarts,
+                "default": restarts == default,
                 "seconds": res.seconds,
                 "cpu_seconds": time.process_time() - c0,
                 "load_average": os.getloadavg()[0],

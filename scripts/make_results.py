@@ -82,11 +82,11 @@ def reinvert(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
     store = RunStore(args.home)
     settings = parse_kv(args.set)  # strings: build_config coerces each to its field's type
+    methods = set(args.methods.split(","))
     for text in args.splits:
         classes, _, seed = text.partition("@")
         path = RESULTS / f"{args.dataset}__{args.model}__{classes.replace(',', '-')}@{seed or 0}.json"
         result = json.loads(path.read_text())
-        methods = set(args.methods.split(","))
         rows = [r for r in result["rows"] if r.get("inversion") or r["method"] in methods]
         if not rows:
             print(f"{path.name}: no inverted rows, skipped", flush=True)
